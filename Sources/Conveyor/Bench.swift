@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import Inception
+
+/// `conveyor bench`: inference speed per batch size.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time inference: ms per batch and per image, images/s and GFLOP/s.")
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "Batch sizes, comma-separated.")
+    var batch: String = "1,4,16"
+
+    @Option(help: "Timed runs per batch size (at least).")
+    var runs: Int = 10
+
+    @Option(help: "Keep timing each batch size for at least this many seconds.")
+    var seconds: Double = 3
+
+    @Option(help: "Untimed warm-up runs per batch size.")
+    var warmup: Int = 2
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let sizes = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--batch takes positive sizes, e.g. 1,4,16") }
+        Engine.configure(threads: engine.threadCount)
+        let path = try engine.modelPath
+        let model = try Model(contentsOf: path)
+        let session = model.makeSession()
+        let kernel = BLASInfo.kernel
+        let flops = 2 * Double(model.macsPerImage)
+        if !json {
+            print("model \(model.name) (\(path)), \(String(format: "%.3f", Double(model.macsPerImage) / 1e9)) GMAC/image")
+            print("\(BLASKernel.describe(running: kernel)), \(Engine.threads) threads")
+            print("batch   runs   ms/batch min / median / max     ms/image   images/s   GFLOP/s")
+        }
+        var results: [[String: Any]] = []
+        var generator = SplitMix64(seed: 42)
+        for size in sizes {
+            let input = (0..<(size * model.inputShape.count)).map { _ in Float(generator.nextUnit()) * 2 - 1 }
+            var output = [Float](repeating: 0, count: size * model.outputCount)
+            var times: [Double] = []
+            input.withUnsafeBufferPointer { i in
+                output.withUnsafeMutableBufferPointer { o in
+                    for _ in 0..<warmup { session.run(input: i.baseAddress!, batch: size, output: o.baseAddress!) }
+                    let began = DispatchTime.now().uptimeNanoseconds
+                    while times.count < runs || Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9 < seconds {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        session.run(input: i.baseAddress!, batch: size, output: o.baseAddress!)
+                        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                        if times.count >= 1000 { break }
+                    }
+                }
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let perImage = median / Double(size)
+            let gflops = flops * Double(size) / (median / 1000) / 1e9
+            results.append([
+                "batch": size, "runs": times.count,
+                "ms_per_batch": ["min": times.first!, "median": median, "max": times.last!],
+                "ms_per_image": perImage, "images_per_second": 1000 / perImage, "gflops": gflops,
+            ])
+            if !json {
+                let row = String(format: "%5d  %5d   %8.2f / %8.2f / %8.2f   %8.2f   %8.1f   %7.1f",
+                                 size, times.count, times.first!, median, times.last!, perImage, 1000 / perImage, gflops)
+                print(row)
+            }
+        }
+        let rss = Engine.peakResidentBytes.map { Double($0) / 1_048_576 } ?? 0
+        if json {
+            let report: [String: Any] = [
+                "kernel": kernel, "threads": Engine.threads, "model": path, "model_name": model.name,
+                "gmac_per_image": Double(model.macsPerImage) / 1e9, "peak_rss_mb": rss, "results": results,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "peak RSS %.0f MB", rss))
+        }
+    }
+}
+
+/// A small seeded generator so runs are repeatable.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

@@ -1,0 +1,45 @@
+/// A fully connected layer over each image's flattened (HWC) values, with bias
+/// and a fused activation; one `sgemm` for the whole batch.
+package struct Dense: Layer {
+    package let inputs: Int
+    package let units: Int
+    /// [inputs][units], Keras's layout.
+    package var weights: [Float]
+    package var bias: [Float]?
+    package var activation: Activation
+
+    package init(inputs: Int, units: Int, weights: [Float], bias: [Float]?, activation: Activation) {
+        precondition(weights.count == inputs * units)
+        self.inputs = inputs
+        self.units = units
+        self.weights = weights
+        self.bias = bias
+        self.activation = activation
+    }
+
+    package var kind: String { "Dense" }
+
+    package func outputShape(for shapes: [Shape]) throws -> Shape {
+        guard shapes.count == 1, shapes[0].count == inputs else {
+            throw ModelError("Dense expects \(inputs) inputs, got \(shapes.map(\.description))")
+        }
+        return Shape(vector: units)
+    }
+
+    package func macs(inputs: [Shape]) -> Int { self.inputs * units }
+
+    package func forward(_ views: [TensorView], _ output: TensorView, batch: Int, workspace: UnsafeMutablePointer<Float>) {
+        let input = views[0]
+        precondition(input.isDense, "Dense needs a dense input")
+        weights.withUnsafeBufferPointer { w in
+            BLAS.sgemm(m: batch, n: units, k: inputs,
+                       a: input.base, lda: input.batchStride,
+                       b: w.baseAddress!, ldb: units,
+                       c: output.base, ldc: output.batchStride)
+        }
+        let apply = { (b: UnsafePointer<Float>?) in
+            activation.apply(rows: 0..<batch, cols: units, output.base, ld: output.batchStride, bias: b)
+        }
+        if let bias { bias.withUnsafeBufferPointer { apply($0.baseAddress) } } else { apply(nil) }
+    }
+}

@@ -1,0 +1,36 @@
+import Dispatch
+
+/// Splits loops over the engine's own threads (Dispatch's worker threads, never
+/// Swift's cooperative pool).
+package enum Parallel {
+    /// Threads used by the engine's own loops (im2col, pooling, epilogues).
+    nonisolated(unsafe) package static var threads = 1
+    // Written once at start-up by `Engine.configure`, before any inference.
+
+    /// Runs `body(range)` over `0..<count` split into about `threads` chunks.
+    /// Small loops run inline.
+    @inline(__always)
+    package static func forEachChunk(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, max(1, count / max(1, minChunk)))
+        if parts <= 1 {
+            body(0..<count)
+            return
+        }
+        let step = (count + parts - 1) / parts
+        withoutActuallyEscaping(body) { body in
+            let task = Task(body: body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let start = part * step
+                let end = min(count, start + step)
+                if start < end { task.body(start..<end) }
+            }
+        }
+    }
+
+    /// The loop body, handed to Dispatch's threads. Safe to share: every
+    /// thread works on its own disjoint range, and `concurrentPerform`
+    /// returns only after all of them have finished.
+    private struct Task: @unchecked Sendable {
+        let body: (Range<Int>) -> Void
+    }
+}

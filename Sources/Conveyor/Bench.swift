@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Flag(help: "After timing, print where the time goes, by layer kind.")
+    var profile = false
+
     func run() throws {
         let sizes = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--batch takes positive sizes, e.g. 1,4,16") }
@@ -70,6 +73,7 @@ struct Bench: ParsableCommand {
                 print(row)
             }
         }
+        if profile { printProfile(model: model, session: session, batch: sizes.last!) }
         let rss = Engine.peakResidentBytes.map { Double($0) / 1_048_576 } ?? 0
         if json {
             let report: [String: Any] = [
@@ -80,6 +84,33 @@ struct Bench: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(String(format: "peak RSS %.0f MB", rss))
+        }
+    }
+}
+
+extension Bench {
+    /// Times each node of a few runs through the session's observe hook.
+    func printProfile(model: Model, session: Session, batch size: Int) {
+        let kinds = Dictionary(uniqueKeysWithValues: zip(model.layerNames, model.layerKinds))
+        var totals: [String: Double] = [:]
+        let input = [Float](repeating: 0.1, count: size * model.inputShape.count)
+        var output = [Float](repeating: 0, count: size * model.outputCount)
+        let repeats = 3
+        for _ in 0..<repeats {
+            var last = DispatchTime.now().uptimeNanoseconds
+            input.withUnsafeBufferPointer { i in
+                output.withUnsafeMutableBufferPointer { o in
+                    session.run(input: i.baseAddress!, batch: size, output: o.baseAddress!) { name, _ in
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        totals[kinds[name] ?? "?", default: 0] += Double(now - last) / 1e6 / Double(repeats)
+                        last = now
+                    }
+                }
+            }
+        }
+        print("profile, batch \(size): ms per run by layer kind")
+        for (kind, ms) in totals.sorted(by: { $0.value > $1.value }) {
+            print("  \(kind.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%8.2f", ms))")
         }
     }
 }

@@ -151,6 +151,33 @@ final class ImagePreprocessingTests: XCTestCase {
         XCTAssertEqual(a, c)
     }
 
+    /// One decoder value shared by concurrent tasks: each call owns its TurboJPEG handle,
+    /// and error messages do not leak between calls.
+    func testConcurrentDecodingWithSharedDecoder() async throws {
+        let good = try image("coral/hot_dog.jpg")
+        let truncated = Array(good[..<(good.count / 2)])
+        let decoder = JPEGDecoder()
+        let expected = try decoder.decode(good)
+        let outcomes = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
+            for i in 0..<16 {
+                group.addTask {
+                    if i % 2 == 0 {
+                        return (try? decoder.decode(good)) == expected
+                    }
+                    do {
+                        _ = try decoder.decode(truncated)
+                        return false
+                    } catch {
+                        return (error as? ImageError) == .corrupt("Premature end of JPEG file")
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(outcomes.count, 16)
+        XCTAssertTrue(outcomes.allSatisfy { $0 })
+    }
+
     /// Decoding plus preprocessing a 4032×3024 photo is on the inference hot path.
     func testLargePhotoTiming() throws {
         let jpeg = try image("0000.jpg")
@@ -297,7 +324,8 @@ final class ImagePreprocessingTests: XCTestCase {
             }
             if seed == 1 { print("garbage after SOI: \(message)") }
         }
-        assertThrows(.corrupt("Premature end of JPEG file")) { try JPEGDecoder().decode([0xFF, 0xD8]) }
+        assertThrows(.corrupt("JPEG datastream contains no image")) { try JPEGDecoder().decode([0xFF, 0xD8]) }
+        assertThrows(.corrupt("JPEG datastream contains no image")) { try JPEGDecoder().header([0xFF, 0xD8, 0xFF, 0xD9]) }
     }
 
     /// Random byte corruption of a real JPEG never crashes: it decodes or throws ImageError.
@@ -364,6 +392,41 @@ final class ImagePreprocessingTests: XCTestCase {
         XCTAssertEqual(mismatches, 0)
         let input = try ImagePreprocessor.inceptionV3.prepare(gray)
         XCTAssertEqual(input.count, 299 * 299 * 3)
+    }
+
+    /// Chroma sampling that matches none of TurboJPEG's presets (Y sampled 3×1): TurboJPEG
+    /// 2.1's header call refuses it, but libjpeg decodes it, and so must we. Checked against
+    /// libjpeg's own `djpeg` (accurate integer IDCT and fancy upsampling are its defaults).
+    func testUnusualChromaSamplingMatchesDjpeg() throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("ImagePreprocessingTests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let hotDog = Self.shared.appendingPathComponent("data/images/coral/hot_dog.jpg").path
+        let ppm = directory.appendingPathComponent("hot_dog.ppm")
+        try Data(Self.run("djpeg", ["-ppm", hotDog])).write(to: ppm)
+        let odd = directory.appendingPathComponent("odd.jpg")
+        try Data(Self.run("cjpeg", ["-sample", "3x1,1x1,1x1", ppm.path])).write(to: odd)
+
+        let jpeg = [UInt8](try Data(contentsOf: odd))
+        let ours = try JPEGDecoder().decode(jpeg)
+        XCTAssertEqual(try JPEGDecoder().header(jpeg).width, 512)
+        let reference = try Self.run("djpeg", ["-ppm", odd.path])
+        let header = Array("P6\n512 384\n255\n".utf8)
+        XCTAssertEqual(Array(reference.prefix(header.count)), header)
+        XCTAssertEqual(Array(reference.dropFirst(header.count)), ours.pixels)
+    }
+
+    /// The reference photos decode exactly as libjpeg's `djpeg` decodes them.
+    func testDecodingMatchesDjpeg() throws {
+        for file in ["cat.jpg", "coral/parrot.jpg"] {
+            let path = Self.shared.appendingPathComponent("data/images/" + file).path
+            let ours = try JPEGDecoder().decode(image(file))
+            let reference = try Self.run("djpeg", ["-ppm", "-dct", "int", path])
+            let header = Array("P6\n\(ours.width) \(ours.height)\n255\n".utf8)
+            XCTAssertEqual(Array(reference.prefix(header.count)), header, file)
+            XCTAssertTrue(Array(reference.dropFirst(header.count)) == ours.pixels, file)
+        }
     }
 
     /// Adobe CMYK (inverted, as Photoshop and libjpeg write it): R = C*K/255 etc., like TF.

@@ -175,7 +175,9 @@ public struct JPEGDecoder: Sendable {
                 throw .corrupt(message)
             }
         }
-        guard width > 0, height > 0 else { throw .corrupt("invalid image size \(width)×\(height) in JPEG header") }
+        // TurboJPEG reports success with a 0×0 size for a tables-only stream (no frame header),
+        // which is also what a bare SOI marker looks like.
+        guard width > 0, height > 0 else { throw .corrupt("JPEG datastream contains no image") }
         return HeaderInfo(width: Int(width), height: Int(height), colorspace: colorspace)
     }
 

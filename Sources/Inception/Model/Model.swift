@@ -49,6 +49,16 @@ public final class Model: Sendable {
     /// Names of the graph's layers in execution order (fused layers under the last name).
     public var layerNames: [String] { graph.nodes.map(\.name) }
 
+    /// The kind of each node's layer, parallel to `layerNames` (e.g. "Conv2D 3×3/1").
+    public var layerKinds: [String] {
+        graph.nodes.map { node in
+            if let conv = node.layer as? Conv2D {
+                return "Conv2D \(conv.window.kernelH)×\(conv.window.kernelW)/\(conv.window.strideH)"
+            }
+            return node.layer.kind
+        }
+    }
+
     /// A new session (its own activation memory) for running this model.
     public func makeSession() -> Session { Session(graph: graph) }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the system packages Conveyor builds and runs with (Debian/Ubuntu).
+# Safe to run again: installs only what is missing.
+set -euo pipefail
+
+packages=(
+  pkg-config
+  libopenblas-dev      # COpenBLAS: sgemm for every convolution
+  libturbojpeg0-dev    # CTurboJPEG: JPEG decoding
+  libhdf5-dev          # CHDF5: Keras model and weights files
+  gzip                 # tests read the gzipped MNIST test set
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all system packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

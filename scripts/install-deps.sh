@@ -9,6 +9,7 @@ packages=(
   libturbojpeg0-dev    # CTurboJPEG: JPEG decoding
   libhdf5-dev          # CHDF5: Keras model and weights files
   gzip                 # tests read the gzipped MNIST test set
+  libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
 )
 
 missing=()

@@ -1,28 +1,43 @@
-# Conveyor: the two commands are `make run` and `make test`.
+# Conveyor. The two commands: `make run` (the whole pipeline on this machine)
+# and `make test` (every test). Both install what is missing first.
 SWIFT ?= swift
 SHARED ?= $(abspath ../shared)
-MODEL ?= $(SHARED)/models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
-IMAGE ?= $(SHARED)/data/images/cat.jpg
+# Local fallbacks for scripts/fetch-model.sh when the official download is not possible.
+export CONVEYOR_WEIGHTS_PATH ?= $(SHARED)/models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
+export CONVEYOR_LABELS_PATH ?= $(SHARED)/data/image_net_labels.json
+export CONVEYOR_SAMPLE_IMAGE_PATH ?= $(SHARED)/data/images/cat.jpg
 
-.PHONY: deps build test run classify bench clean
+MODEL ?= models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
+LABELS ?= models/image_net_labels.json
+IMAGE ?= models/cat.jpg
+
+.PHONY: deps models build test run classify bench clean
 
 deps:
 	./scripts/install-deps.sh
 
+models:
+	./scripts/fetch-model.sh
+
 build: deps
 	$(SWIFT) build -c release --product conveyor
+
+## Installs what is missing, builds in release and starts the whole pipeline:
+## a private mosquitto, the result store, one worker and the ingress on :8000.
+run: build models
+	.build/release/conveyor up --model $(MODEL) --labels $(LABELS) --sample-image $(IMAGE)
 
 ## Installs what is missing and runs every test.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-## Classifies the sample image with the configured model.
-run classify: build
-	.build/release/conveyor classify $(IMAGE) --model $(MODEL)
+## Classifies the sample image.
+classify: build models
+	.build/release/conveyor classify $(IMAGE) --model $(MODEL) --labels $(LABELS)
 
-## Prints inference speed for batch 1, 4 and 16.
-bench: build
+## Inference speed for batch 1, 4 and 16.
+bench: build models
 	.build/release/conveyor bench --model $(MODEL) --batch 1,4,16
 
 clean:

@@ -7,6 +7,7 @@ Run it with the benchmark venv's Python (benchmarks/.venv/bin/python). Subcomman
   verify   run the ONNX model on ref/cat.input.f32 and compare with ref/cat.probs.f32
   time     time ONNX Runtime (CPU EP) at several batch sizes, write a JSON result
   report   Markdown table from the ORT JSON and the `conveyor bench --json` outputs
+  run      run one command (conveyor bench), measuring the CPU load of other processes meanwhile
 
 The ORT JSON has the shape of `conveyor bench --json`, with extra keys:
   {"engine": "onnxruntime", "threads": 2, "model": "...", "results": [
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -170,6 +172,58 @@ def model_flops(path):
         return None
 
 
+class OtherLoad:
+    """CPU time used by *other* processes while we measure, as a fraction of all CPUs.
+
+    /proc/stat gives the machine's busy time; our own share is subtracted, from os.times() for
+    this process (ORT runs in it) or from the children's rusage (a conveyor run under `run`).
+    0.5 on a 2-core machine means one whole core was busy with something else.
+    """
+
+    def __init__(self, children=False):
+        self.children = children
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _stat():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v[:8]), v[3] + v[4]  # total (no guest), idle + iowait
+
+    def _own(self):
+        t = os.times()
+        return (t.children_user + t.children_system) if self.children else (t.user + t.system)
+
+    def __enter__(self):
+        try:
+            self.t0, self.i0 = self._stat()
+        except (OSError, ValueError, IndexError):
+            self.t0 = None
+        self.own0 = self._own()
+        return self
+
+    def __exit__(self, *exc):
+        self.fraction = None
+        if self.t0 is None:
+            return False
+        t1, i1 = self._stat()
+        total = t1 - self.t0
+        if total > 0:
+            own = (self._own() - self.own0) * self.hz
+            self.fraction = max(0.0, min(1.0, ((total - (i1 - self.i0)) - own) / total))
+        return False
+
+
+def cmd_run(args):
+    """Run a command (a conveyor bench) with stdout/stderr to files; record the other load meanwhile."""
+    cmd = args.cmd_line[1:] if args.cmd_line[:1] == ["--"] else args.cmd_line
+    with open(args.stdout, "w") as out, open(args.stderr, "w") as err, OtherLoad(children=True) as load:
+        rc = subprocess.call(cmd, stdout=out, stderr=err)
+    with open(args.load, "w") as f:
+        f.write("nan\n" if load.fraction is None else f"{load.fraction:.4f}\n")
+    return rc
+
+
 # --------------------------------------------------------------------------------------------
 # verify / time
 # --------------------------------------------------------------------------------------------
@@ -216,16 +270,17 @@ def cmd_time(args):
             session.run(None, feed)
 
         times = []
-        start = time.perf_counter()
-        while True:
-            t0 = time.perf_counter()
-            session.run(None, feed)
-            times.append((time.perf_counter() - t0) * 1e3)
-            elapsed = time.perf_counter() - start
-            if len(times) >= args.max_runs:
-                break
-            if len(times) >= args.min_runs and elapsed >= args.min_seconds:
-                break
+        with OtherLoad() as load:
+            start = time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                session.run(None, feed)
+                times.append((time.perf_counter() - t0) * 1e3)
+                elapsed = time.perf_counter() - start
+                if len(times) >= args.max_runs:
+                    break
+                if len(times) >= args.min_runs and elapsed >= args.min_seconds:
+                    break
         med = statistics.median(times)
         r = {
             "batch": batch,
@@ -235,13 +290,16 @@ def cmd_time(args):
             "images_per_second": 1e3 * batch / med,
             "gflops": (flops * batch / (med / 1e3) / 1e9) if flops else None,
             "max_abs_diff_vs_ref": check,
+            "other_cpu_fraction": load.fraction,
         }
         results.append(r)
         log(f"[time] ORT batch {batch:>3}: {r['runs']:>4} runs, ms/batch min {min(times):.1f} "
             f"median {med:.1f} max {max(times):.1f}; {r['ms_per_image']:.2f} ms/image, "
             f"{r['images_per_second']:.1f} img/s"
             + (f", {r['gflops']:.1f} GFLOP/s" if flops else "")
-            + f"; probs max abs diff vs ref {check:.2e}")
+            + f"; probs max abs diff vs ref {check:.2e}"
+            + (f"; other processes used {100 * load.fraction:.0f}% of the CPUs meanwhile"
+               if load.fraction is not None and load.fraction > 0.02 else ""))
 
     out = {
         "engine": "onnxruntime",
@@ -309,27 +367,6 @@ def load_json_output(path):
     raise ValueError("no JSON object in the output" if text.strip() else "empty output")
 
 
-def cpu_busy_fraction(seconds=1.0):
-    """Fraction of all CPUs busy over `seconds` (from /proc/stat); this process sleeps meanwhile."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
-        return sum(v[:8]), idle
-    t0, i0 = sample()
-    time.sleep(seconds)
-    t1, i1 = sample()
-    return 0.0 if t1 == t0 else max(0.0, 1.0 - (i1 - i0) / (t1 - t0))
-
-
-def cmd_busy(args):
-    try:
-        print(f"{cpu_busy_fraction(args.seconds):.3f}")
-    except OSError:
-        print("nan")
-    return 0
-
-
 def cmd_report(args):
     with open(args.ort) as f:
         ort_res = json.load(f)
@@ -340,7 +377,7 @@ def cmd_report(args):
     conv = []
     for spec in args.conveyor or []:
         kernel, _, path = spec.partition("=")
-        entry = {"requested": kernel, "data": None, "error": None}
+        entry = {"requested": kernel, "data": None, "error": None, "load": None}
         if path.startswith("!"):
             entry["error"] = path[1:]
         else:
@@ -352,6 +389,16 @@ def cmd_report(args):
                 entry["data"] = None
                 entry["error"] = f"unreadable JSON from conveyor bench ({path}): {e}"
         conv.append(entry)
+    for spec in args.load or []:
+        kernel, _, frac = spec.partition("=")
+        for e in conv:
+            if e["requested"] == kernel:
+                try:
+                    e["load"] = float(frac)
+                except ValueError:
+                    pass
+                if e["load"] != e["load"]:  # nan
+                    e["load"] = None
 
     def label(e):
         actual = (e["data"] or {}).get("kernel")
@@ -389,15 +436,15 @@ def cmd_report(args):
                              f"{', '.join(map(str, missing))}")
         else:
             notes.append(f"conveyor `{e['requested']}`: {e['error']}")
-    for spec in args.busy or []:
-        phase, _, frac = spec.rpartition("=")
-        try:
-            frac = float(frac)
-        except ValueError:
-            continue
-        if frac > args.busy_limit:
-            notes.append(f"the CPUs were {100 * frac:.0f}% busy with other work just before {phase} "
-                         "(1 s sample): those figures are likely too slow; rerun on a quiet machine")
+    loads = [("ORT", r.get("batch"), r.get("other_cpu_fraction")) for r in ort_res["results"]]
+    for e in conv:
+        if e["data"] and e.get("load") is not None:
+            loads.append((f"conveyor {label(e)}", None, e["load"]))
+    for name, batch, frac in loads:
+        if frac is not None and frac > args.load_limit:
+            where = f"{name} batch {batch}" if batch is not None else name
+            notes.append(f"other processes used {100 * frac:.0f}% of the CPUs during {where}: "
+                         "those figures are too slow; rerun on a quiet machine")
     lines += ["", "ms/image is the median time of one batch divided by the batch size. "
               "ratio = conveyor / ORT (< 1 means conveyor is faster).", ""]
 
@@ -419,20 +466,23 @@ def cmd_report(args):
 
     # Details: every engine / kernel, every batch.
     lines += ["", "Details (ms per batch over the timed runs):", "",
-              "| engine | batch | runs | min ms | median ms | max ms | img/s | GFLOP/s |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    rows = [("ORT", r) for r in ort_res["results"]]
+              "| engine | batch | runs | min ms | median ms | max ms | img/s | GFLOP/s | other load |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [("ORT", r, r.get("other_cpu_fraction")) for r in ort_res["results"]]
     for e in conv:
         if e["data"]:
-            rows += [(f"conveyor {label(e)}", r) for r in e["data"]["results"]]
-    for name, r in rows:
+            rows += [(f"conveyor {label(e)}", r, e["load"]) for r in e["data"]["results"]]
+    for name, r, frac in rows:
         mpb = r.get("ms_per_batch") or {}
+        other = "n/a" if frac is None else f"{100 * frac:.0f}%"
         lines.append(f"| {name} | {r.get('batch')} | {r.get('runs', 'n/a')} | {fmt(mpb.get('min'), 1)} | "
                      f"{fmt(mpb.get('median'), 1)} | {fmt(mpb.get('max'), 1)} | "
-                     f"{fmt(r.get('images_per_second'), 1)} | {fmt(r.get('gflops'), 1)} |")
+                     f"{fmt(r.get('images_per_second'), 1)} | {fmt(r.get('gflops'), 1)} | {other} |")
     if ort_res.get("gflop_per_image"):
         lines += ["", f"ORT GFLOP/s counts {ort_res['gflop_per_image']:.2f} GFLOP per image "
-                  "(2 x multiply-adds of Conv and MatMul/Gemm); conveyor's figure is its own."]
+                  "(2 x multiply-adds of Conv and MatMul/Gemm); conveyor's figure is its own. "
+                  "Other load: share of all CPUs used by other processes during the timing "
+                  "(ORT: per batch size; conveyor: its whole run)."]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"
@@ -481,16 +531,19 @@ def main():
     r.add_argument("--md")
     r.add_argument("--git", help="free text describing the conveyor source revision")
     r.add_argument("--relative-to", default=os.getcwd())
-    r.add_argument("--busy", action="append", metavar="PHASE=FRACTION",
-                   help="CPU busy fraction sampled before a timed phase (see 'busy')")
-    r.add_argument("--busy-limit", type=float, default=0.15)
+    r.add_argument("--load", action="append", metavar="KERNEL=FRACTION",
+                   help="other processes' CPU share during that conveyor run (from 'run')")
+    r.add_argument("--load-limit", type=float, default=0.10)
 
-    b = sub.add_parser("busy", help="print the fraction of CPU time used by others over a short sample")
-    b.add_argument("--seconds", type=float, default=1.0)
+    u = sub.add_parser("run", help="run a command, recording other processes' CPU load meanwhile")
+    u.add_argument("--stdout", required=True)
+    u.add_argument("--stderr", required=True)
+    u.add_argument("--load", required=True, help="file to write the load fraction to")
+    u.add_argument("cmd_line", nargs=argparse.REMAINDER)
 
     args = p.parse_args()
     return {"convert": cmd_convert, "verify": cmd_verify, "time": cmd_time, "report": cmd_report,
-            "busy": cmd_busy}[args.cmd](args)
+            "run": cmd_run}[args.cmd](args)
 
 
 if __name__ == "__main__":

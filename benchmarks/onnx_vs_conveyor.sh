@@ -13,10 +13,12 @@ Usage: $(basename "$0") [options]
   --batch LIST        batch sizes for both engines, comma separated (default: 1,16)
   --threads N         threads for ORT (intra_op_num_threads) and conveyor (default: \$THREADS or 2)
   --kernels LIST      OpenBLAS kernels for conveyor, one run each (default: auto,Haswell);
-                      'auto' runs conveyor without --kernel (OpenBLAS picks for this CPU)
-  --min-seconds S     ORT: time each batch size for at least S seconds (default: 10)
-  --min-runs N        ORT: and at least N timed runs (default: 10)
-  --warmup N          ORT: untimed warm-up runs per batch size (default: 3)
+                      passed as --kernel K (or --blas-kernel K if that is what conveyor has);
+                      'auto' passes no kernel option (automatic choice for this CPU)
+  --min-seconds S     time each batch size for at least S seconds (default: 10)
+  --min-runs N        and at least N timed runs (default: 10)
+  --warmup N          untimed warm-up runs per batch size (default: 3)
+                      (the last three go to conveyor as --seconds/--runs/--warmup if it has them)
   --no-build          do not run 'swift build -c release --product conveyor' first
   --no-conveyor       ORT only (skip the build and the conveyor runs)
   -h, --help          this text
@@ -76,17 +78,6 @@ PY="$VENV/bin/python"
 HELPER="$HERE/onnx_bench.py"
 
 say() { printf '\n== %s\n' "$*" >&2; }
-# Sample how busy the CPUs are before a timed phase: other work (a compiler, a test run) on the
-# 2 cores makes every figure slower. The report flags phases that started on a busy machine.
-BUSY_ARGS=()
-check_busy() {
-    local frac
-    frac="$("$PY" "$HELPER" busy 2>/dev/null || echo nan)"
-    BUSY_ARGS+=(--busy "$1=$frac")
-    if "$PY" -c "import sys; sys.exit(0 if float('$frac') > 0.15 else 1)" 2>/dev/null; then
-        echo "warning: CPUs ${frac} busy with other processes before $1; figures will be pessimistic" >&2
-    fi
-}
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 for f in "$CONFIG" "$WEIGHTS" "$REF_DIR/cat.input.f32" "$REF_DIR/cat.probs.f32"; do
@@ -144,7 +135,6 @@ fi
 say "4/5 ONNX Runtime: batches $BATCH, $THREADS threads"
 # ORT has its own thread pool (intra_op_num_threads); OMP_NUM_THREADS matters only for OpenMP builds.
 # numpy's OpenBLAS is kept to one thread so it has no idle pool spinning next to ORT.
-check_busy "ORT timing"
 OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS=1 \
     "$PY" "$HELPER" time --onnx "$ONNX" --ref-dir "$REF_DIR" --batch "$BATCH" --threads "$THREADS" \
     --warmup "$WARMUP" --min-runs "$MIN_RUNS" --min-seconds "$MIN_SECONDS" --json "$OUT/ort.json" \
@@ -156,25 +146,40 @@ STATUS=0
 if [ "$RUN_CONVEYOR" = 1 ]; then
     say "5/5 conveyor bench: kernels $KERNELS, batches $BATCH, $THREADS threads"
     IFS=',' read -r -a KLIST <<< "$KERNELS"
+    # Ask the binary which options it has: the kernel option is --kernel or --blas-kernel, and the
+    # timing protocol (--seconds/--runs/--warmup) is made the same as ORT's where conveyor offers it.
+    KFLAG="--kernel"
+    TIMING_ARGS=()
+    if [ -z "$CONVEYOR_ERROR" ]; then
+        help="$("$CONVEYOR" bench --help 2>&1 || true)"
+        if ! grep -q -- '--kernel[ =<]' <<< "$help" && grep -q -- '--blas-kernel' <<< "$help"; then
+            KFLAG="--blas-kernel"
+        fi
+        grep -q -- '--seconds' <<< "$help" && TIMING_ARGS+=(--seconds "$MIN_SECONDS")
+        grep -q -- '--runs' <<< "$help" && TIMING_ARGS+=(--runs "$MIN_RUNS")
+        grep -q -- '--warmup' <<< "$help" && TIMING_ARGS+=(--warmup "$WARMUP")
+    fi
     for k in "${KLIST[@]}"; do
         [ -n "$k" ] || continue
         safe="${k//[^A-Za-z0-9_.-]/_}"
         json="$OUT/conveyor.$safe.json"
         logf="$OUT/conveyor.$safe.log"
-        rm -f "$json" "$logf"
+        rm -f "$json" "$logf" "$OUT/conveyor.$safe.load"
         if [ -n "$CONVEYOR_ERROR" ]; then
             REPORT_ARGS+=(--conveyor "$k=!$CONVEYOR_ERROR"); STATUS=3; continue
         fi
         kargs=()
-        [ "$k" = auto ] || kargs=(--kernel "$k")
-        cmd=("$CONVEYOR" bench --model "$WEIGHTS" --batch "$BATCH" --threads "$THREADS" --json "${kargs[@]}")
-        check_busy "conveyor $k"
+        [ "$k" = auto ] || kargs=("$KFLAG" "$k")
+        cmd=("$CONVEYOR" bench --model "$WEIGHTS" --batch "$BATCH" --threads "$THREADS" "${TIMING_ARGS[@]}"
+             --json "${kargs[@]}")
         echo "+ OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS ${cmd[*]}" >&2
-        # OPENBLAS_CORETYPE is cleared so 'auto' really is OpenBLAS's own choice; conveyor's --kernel
-        # decides the kernel otherwise.
-        if env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" \
-                "${cmd[@]}" > "$json" 2> "$logf"; then
-            REPORT_ARGS+=(--conveyor "$k=$json")
+        # OPENBLAS_CORETYPE and CONVEYOR_BLAS_KERNEL are cleared so that 'auto' really is the automatic
+        # choice; otherwise the kernel option decides.
+        # The helper only waits; it records how much CPU other processes took during the run.
+        if env -u OPENBLAS_CORETYPE -u CONVEYOR_BLAS_KERNEL OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" \
+                "$PY" "$HELPER" run --stdout "$json" --stderr "$logf" --load "$OUT/conveyor.$safe.load" \
+                -- "${cmd[@]}"; then
+            REPORT_ARGS+=(--conveyor "$k=$json" --load "$k=$(cat "$OUT/conveyor.$safe.load")")
         else
             rc=$?
             echo "warning: conveyor bench (kernel $k) exited with $rc; its stderr ($logf) ends with:" >&2
@@ -195,7 +200,7 @@ if rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"; then
 fi
 say "report"
 rc=0
-"$PY" "$HELPER" report --ort "$OUT/ort.json" "${REPORT_ARGS[@]}" "${BUSY_ARGS[@]}" --threads "$THREADS" \
+"$PY" "$HELPER" report --ort "$OUT/ort.json" "${REPORT_ARGS[@]}" --threads "$THREADS" \
     --md "$OUT/latest.md" --relative-to "$REPO" ${GIT_DESC:+--git "$GIT_DESC"} || rc=$?
 # The report exits 3 when a conveyor JSON could not be read (or a run failed), 1 on its own errors.
 case "$rc" in

@@ -8,6 +8,11 @@ packages=(
   libopenblas-dev      # COpenBLAS: sgemm for every convolution
   libturbojpeg0-dev    # CTurboJPEG: JPEG decoding
   libhdf5-dev          # CHDF5: Keras model and weights files
+  libmosquitto-dev     # CMosquitto: MQTT client
+  libsqlite3-dev       # GRDB: the result store's database
+  mosquitto            # the broker (conveyor up and the tests start their own)
+  mosquitto-clients    # mosquitto_pub/mosquitto_sub, for trying the pipeline by hand
+  curl                 # scripts/fetch-model.sh
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
 )

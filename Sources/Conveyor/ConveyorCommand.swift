@@ -2,19 +2,23 @@ import ArgumentParser
 import Foundation
 
 @main
-struct ConveyorCommand: ParsableCommand {
+struct ConveyorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conveyor",
         abstract: "Conveyor: asynchronous InceptionV3 inference over MQTT.",
-        subcommands: [Classify.self, Bench.self]
+        subcommands: [UpCommand.self, IngressCommand.self, WorkerCommand.self, StoreCommand.self, Classify.self, Bench.self]
     )
 
-    static func main() {
+    static func main() async {
         // Pick the OpenBLAS kernel before anything runs (may re-exec).
         BLASKernel.ensure(override: kernelArgument(CommandLine.arguments))
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             exit(withError: error)
         }

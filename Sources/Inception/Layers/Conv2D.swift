@@ -44,48 +44,89 @@ package struct Conv2D: Layer {
         return out.pixels * patch * outChannels
     }
 
-    private func rowsPerChunk(totalRows: Int) -> Int {
-        min(totalRows, max(1, Self.workspaceBudget / patch))
+    /// How a convolution's output rows are shared among the engine's threads:
+    /// many rows → each thread takes blocks of whole rows (gather, multiply,
+    /// epilogue, all in its own cache); few rows → every thread takes a slice
+    /// of the output channels of one shared patch matrix.
+    private struct Split {
+        var byRows: Bool
+        var rowsPerBlock: Int
+        var workspace: Int
+    }
+
+    private func split(rows: Int) -> Split {
+        let threads = Parallel.threads
+        let budgetRows = max(1, Self.workspaceBudget / patch)
+        if threads > 1, rows < 32 * threads, outChannels >= 16 * threads {
+            return Split(byRows: false, rowsPerBlock: rows, workspace: isPointwise ? 0 : rows * patch)
+        }
+        let perBlock = min(budgetRows / threads + 1, (rows + threads - 1) / threads)
+        let block = max(1, min(perBlock, 2048))
+        return Split(byRows: true, rowsPerBlock: block, workspace: isPointwise ? 0 : threads * block * patch)
     }
 
     package func workspaceSize(inputs: [Shape], batch: Int) -> Int {
-        if isPointwise { return 0 }
         guard let out = try? outputShape(for: inputs) else { return 0 }
-        return rowsPerChunk(totalRows: batch * out.pixels) * patch
+        return split(rows: batch * out.pixels).workspace
     }
 
     package func forward(_ inputs: [TensorView], _ output: TensorView, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let input = inputs[0]
         let rows = batch * output.shape.pixels
+        let plan = split(rows: rows)
+        let threads = Parallel.threads
         weights.withUnsafeBufferPointer { w in
             withBias { b in
-                if isPointwise {
-                    BLAS.sgemm(m: rows, n: outChannels, k: inChannels,
-                               a: input.base, lda: input.pixelStride,
-                               b: w.baseAddress!, ldb: outChannels,
-                               c: output.base, ldc: output.pixelStride)
-                    activation.apply(to: output, batch: batch, bias: b)
-                    return
-                }
-                let chunk = rowsPerChunk(totalRows: rows)
-                var start = 0
-                while start < rows {
-                    let count = min(chunk, rows - start)
-                    im2col(input, output.shape, rows: start..<(start + count), into: workspace)
-                    let c = output.base + start * output.pixelStride
-                    BLAS.sgemm(m: count, n: outChannels, k: patch,
-                               a: workspace, lda: patch,
-                               b: w.baseAddress!, ldb: outChannels,
-                               c: c, ldc: output.pixelStride)
-                    if activation != .linear || b != nil {
-                        Parallel.forEachChunk(count, minChunk: 256) { r in
-                            activation.apply(rows: r, cols: outChannels, c, ld: output.pixelStride, bias: b)
+                let weights = w.baseAddress!
+                if plan.byRows {
+                    let blocks = (rows + plan.rowsPerBlock - 1) / plan.rowsPerBlock
+                    Parallel.forEachThread(min(threads, blocks)) { t, count in
+                        let scratch = workspace + t * plan.rowsPerBlock * patch
+                        var block = t
+                        while block < blocks {
+                            let start = block * plan.rowsPerBlock
+                            let n = min(plan.rowsPerBlock, rows - start)
+                            multiply(input, output, rows: start..<(start + n), columns: 0..<outChannels,
+                                     weights: weights, bias: b, scratch: scratch, gather: true)
+                            block += count
                         }
                     }
-                    start += count
+                } else {
+                    if !isPointwise { im2col(input, output.shape, rows: 0..<rows, into: workspace) }
+                    let step = (outChannels + threads - 1) / threads
+                    Parallel.forEachThread(threads) { t, _ in
+                        let lo = min(outChannels, t * step), hi = min(outChannels, lo + step)
+                        guard lo < hi else { return }
+                        multiply(input, output, rows: 0..<rows, columns: lo..<hi,
+                                 weights: weights, bias: b, scratch: workspace, gather: false)
+                    }
                 }
             }
         }
+    }
+
+    /// One block of the product: output rows × output channels, then bias and
+    /// activation on that block. `gather` fills `scratch` with the rows' patches
+    /// first (otherwise they are already there, for all rows).
+    @inline(__always)
+    private func multiply(_ input: TensorView, _ output: TensorView, rows: Range<Int>, columns: Range<Int>,
+                          weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                          scratch: UnsafeMutablePointer<Float>, gather: Bool) {
+        let a: UnsafePointer<Float>, lda: Int
+        if isPointwise {
+            a = UnsafePointer(input.base + rows.lowerBound * input.pixelStride)
+            lda = input.pixelStride
+        } else {
+            if gather { im2col(input, output.shape, rows: rows, into: scratch) }
+            a = UnsafePointer(scratch + (gather ? 0 : rows.lowerBound * patch))
+            lda = patch
+        }
+        let c = output.base + rows.lowerBound * output.pixelStride + columns.lowerBound
+        BLAS.sgemm(m: rows.count, n: columns.count, k: isPointwise ? inChannels : patch,
+                   a: a, lda: lda, b: weights + columns.lowerBound, ldb: outChannels,
+                   c: c, ldc: output.pixelStride)
+        activation.apply(rows: 0..<rows.count, cols: columns.count, c, ld: output.pixelStride,
+                         bias: bias.map { $0 + columns.lowerBound })
     }
 
     private func withBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
@@ -99,31 +140,26 @@ package struct Conv2D: Layer {
         let g = window.geometry(input.shape)
         let inH = input.shape.height, inW = input.shape.width, cin = inChannels
         let kh = window.kernelH, kw = window.kernelW, sh = window.strideH, sw = window.strideW
-        let patch = self.patch
-        let first = rows.lowerBound
-        Parallel.forEachChunk(rows.count, minChunk: 64) { part in
-            for local in part {
-                let r = first + local
-                let n = r / out.pixels
-                let p = r % out.pixels
-                let oy = p / out.width, ox = p % out.width
-                var d = dst + local * patch
-                for ky in 0..<kh {
-                    let iy = oy * sh + ky - g.padTop
-                    if iy < 0 || iy >= inH {
-                        d.update(repeating: 0, count: kw * cin)
-                        d += kw * cin
-                        continue
+        var d = dst
+        for r in rows {
+            let n = r / out.pixels
+            let p = r % out.pixels
+            let oy = p / out.width, ox = p % out.width
+            for ky in 0..<kh {
+                let iy = oy * sh + ky - g.padTop
+                if iy < 0 || iy >= inH {
+                    d.update(repeating: 0, count: kw * cin)
+                    d += kw * cin
+                    continue
+                }
+                for kx in 0..<kw {
+                    let ix = ox * sw + kx - g.padLeft
+                    if ix < 0 || ix >= inW {
+                        d.update(repeating: 0, count: cin)
+                    } else {
+                        d.update(from: input.pixel(n, iy, ix), count: cin)
                     }
-                    for kx in 0..<kw {
-                        let ix = ox * sw + kx - g.padLeft
-                        if ix < 0 || ix >= inW {
-                            d.update(repeating: 0, count: cin)
-                        } else {
-                            d.update(from: input.pixel(n, iy, ix), count: cin)
-                        }
-                        d += cin
-                    }
+                    d += cin
                 }
             }
         }

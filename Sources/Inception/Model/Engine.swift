@@ -2,12 +2,14 @@ import Foundation
 
 /// Process-wide engine settings.
 public enum Engine {
-    /// Sets the threads used by OpenBLAS and by the engine's own loops.
-    /// Call once at start-up, before running models.
+    /// Sets the threads the engine uses. Call once at start-up, before
+    /// running models. The engine splits every layer across its own threads
+    /// and calls OpenBLAS single-threaded from each: OpenBLAS's own worker
+    /// threads busy-wait between calls and would compete with the engine's
+    /// loops (im2col, pooling) for the same cores.
     public static func configure(threads: Int) {
-        let n = max(1, threads)
-        BLAS.threads = n
-        Parallel.threads = n
+        BLAS.threads = 1
+        Parallel.threads = max(1, threads)
     }
 
     /// The threads the engine uses.

@@ -27,6 +27,24 @@ package enum Parallel {
         }
     }
 
+    /// Runs `body(thread, count)` once for each of `count` threads, in parallel.
+    @inline(__always)
+    package static func forEachThread(_ count: Int, _ body: (Int, Int) -> Void) {
+        if count <= 1 {
+            body(0, 1)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let task = ThreadTask(body: body)
+            DispatchQueue.concurrentPerform(iterations: count) { task.body($0, count) }
+        }
+    }
+
+    /// Like `Task`, for `forEachThread`.
+    private struct ThreadTask: @unchecked Sendable {
+        let body: (Int, Int) -> Void
+    }
+
     /// The loop body, handed to Dispatch's threads. Safe to share: every
     /// thread works on its own disjoint range, and `concurrentPerform`
     /// returns only after all of them have finished.

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Inception
+import Foundation
+import Ingress
+import Logging
+import ResultStore
+import ServiceLifecycle
+import Worker
+
+/// `conveyor worker`: one stateless inference worker.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run an inference worker.")
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let logger = options.logger("conveyor.worker")
+        let worker = try WorkerService(configuration: try options.workerConfiguration(broker: try broker.configuration(role: "worker")), logger: logger)
+        logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
+        try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+    }
+}
+
+/// `conveyor store`: the result store.
+struct StoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "store", abstract: "Run the result store.")
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let logger = options.logger("conveyor.store")
+        let store = try ResultStoreService(configuration: options.storeConfiguration(broker: try broker.configuration(role: "store")), logger: logger)
+        try await ServiceGroup(services: [store], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+    }
+}
+
+/// `conveyor ingress`: the HTTP API.
+struct IngressCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ingress", abstract: "Run the HTTP ingress.")
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let logger = options.logger("conveyor.ingress")
+        let model = try options.modelDescription()
+        let ingress = IngressService(configuration: options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: model.name),
+                                     model: model, logger: logger)
+        try await ServiceGroup(services: [ingress], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+    }
+}

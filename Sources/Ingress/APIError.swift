@@ -1,0 +1,39 @@
+import Foundation
+import Hummingbird
+
+/// An error shown to HTTP clients as `{"error": "..."}` with its status code.
+public struct APIError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(data: JSONBody.encode(["error": message]))))
+    }
+}
+
+/// JSON bodies built from plain dictionaries (sorted keys, stable output).
+enum JSONBody {
+    static func encode(_ object: Any) -> Data {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    }
+
+    static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(data: encode(object))))
+    }
+}
+
+extension ByteBuffer {
+    init(data: Data) {
+        self = ByteBufferAllocator().buffer(capacity: data.count)
+        writeBytes(data)
+    }
+}

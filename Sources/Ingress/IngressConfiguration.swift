@@ -1,0 +1,25 @@
+import Foundation
+import MQTT
+
+/// Settings of the HTTP ingress.
+public struct IngressConfiguration: Sendable {
+    /// Address and port to listen on (default 0.0.0.0:8000).
+    public var host = "0.0.0.0"
+    public var port = 8000
+    /// The broker and the ingress's MQTT identity.
+    public var broker: MQTTConfiguration
+    /// The model requests go to, by the name workers serve it under.
+    public var modelName = "inception_v3"
+    /// Image served by `GET /predict/test`.
+    public var sampleImagePath: String?
+    /// Largest request body in bytes (default 10 MB → 413 above it).
+    public var maxBodyBytes = 10 * 1024 * 1024
+    /// Largest image, in pixels, read from the JPEG header before publishing.
+    public var maxPixels = 40_000_000
+    /// Longest `?wait=` a client may ask for, in seconds.
+    public var maxWaitSeconds = 60.0
+    /// How long to wait for the result store to answer a job lookup.
+    public var storeTimeout: Duration = .seconds(5)
+
+    public init(broker: MQTTConfiguration) { self.broker = broker }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Hummingbird
+import Inception
+import Jobs
+import Logging
+import MQTT
+import ResultStore
+import ServiceLifecycle
+
+/// The HTTP front door: accepts images, publishes them as jobs on the model's
+/// request topic and answers job polling by asking the result store over MQTT
+/// (request/response on `Topics.storeQuery`).
+public final class IngressService: Service {
+    public let configuration: IngressConfiguration
+    public let model: ModelDescription
+    private let client: MQTTClient
+    private let store: JobQueryClient
+    private let watcher = ResultWatcher()
+    private let logger: Logger
+    private let decoder: JPEGDecoder
+
+    public init(configuration: IngressConfiguration, model: ModelDescription, logger: Logger = Logger(label: "conveyor.ingress")) {
+        self.configuration = configuration
+        self.model = model
+        self.logger = logger
+        client = MQTTClient(configuration.broker, logger: logger)
+        store = JobQueryClient(client: client, replyTopic: "\(Topics.root)/store/replies/\(configuration.broker.clientID)")
+        decoder = JPEGDecoder(maxPixels: configuration.maxPixels)
+    }
+
+    public func run() async throws {
+        try await client.connect()
+        try await store.start()
+        let results = try await client.subscribe(Topics.allResults, qos: 1)
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
+            logger: logger
+        )
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.watcher.run(results, logger: self.logger) }
+            group.addTask {
+                try await app.run()
+                await results.cancel()
+            }
+        }
+        await client.disconnect()
+    }
+
+    /// The routes of the book's async API.
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ in JSONBody.response(["health": "ok"]) }
+        router.get("/metadata") { _, _ in JSONBody.response(self.model.metadata) }
+        router.get("/label") { _, _ in JSONBody.response(self.model.labels) }
+        router.post("/predict") { request, _ in try await self.predict(request) }
+        router.get("/predict/test") { _, _ in try await self.predictTest() }
+        router.get("/job/:id") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            let wait = try request.uri.queryParameters.get("wait").map { text -> Double in
+                guard let seconds = Double(text), seconds >= 0, seconds.isFinite else {
+                    throw APIError(.badRequest, "wait must be a number of seconds")
+                }
+                return min(seconds, self.configuration.maxWaitSeconds)
+            }
+            return try await self.job(id, wait: wait ?? 0)
+        }
+        return router
+    }
+
+    private func predict(_ request: Request) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch {
+            // collectBody fails only when the body passes the limit.
+            throw APIError(.contentTooLarge, "request body over \(configuration.maxBodyBytes) bytes")
+        }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView))
+        } catch {
+            throw APIError(.badRequest, "body is not valid JSON")
+        }
+        guard let fields = object as? [String: Any] else { throw APIError(.badRequest, "body must be a JSON object") }
+        guard let text = fields["image_data"] as? String else {
+            throw APIError(.badRequest, "missing \"image_data\": a base64-encoded JPEG")
+        }
+        guard let image = Base64.decode(text) else { throw APIError(.badRequest, "\"image_data\" is not valid base64") }
+        var topK = 5
+        if let k = fields["top_k"] {
+            guard let n = k as? Int, (1...1000).contains(n) else { throw APIError(.badRequest, "top_k must be an integer from 1 to 1000") }
+            topK = n
+        }
+        return try await submit(image, topK: topK)
+    }
+
+    private func predictTest() async throws -> Response {
+        guard let path = configuration.sampleImagePath else {
+            throw APIError(.notFound, "no sample image configured (CONVEYOR_SAMPLE_IMAGE)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw APIError(.internalServerError, "cannot read the sample image")
+        }
+        return try await submit(data, topK: 5)
+    }
+
+    /// Checks the image header, publishes the job and answers 202 with its id.
+    private func submit(_ image: Data, topK: Int) async throws -> Response {
+        do {
+            _ = try decoder.header([UInt8](image))
+        } catch let error {
+            switch error {
+            case .tooLarge: throw APIError(.contentTooLarge, "\(error)")
+            default: throw APIError(.badRequest, "\(error)")
+            }
+        }
+        let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
+        let (payload, properties) = request.jsonMessage()
+        do {
+            try await client.publish(Topics.requests(model: configuration.modelName), payload: payload, qos: 1, properties: properties)
+        } catch {
+            logger.error("could not publish job \(request.jobID): \(error)")
+            var unavailable = APIError(.serviceUnavailable, "the job queue is unavailable; try again")
+            unavailable.headers[.retryAfter] = "1"
+            throw unavailable
+        }
+        logger.debug("accepted job \(request.jobID) (\(image.count) bytes)")
+        return JSONBody.response(["job_id": request.jobID], status: .accepted)
+    }
+
+    private func job(_ id: String, wait: Double) async throws -> Response {
+        guard JobID.isValid(id) else { throw APIError(.notFound, "no job \(id)") }
+        var record = try await lookup(id)
+        if wait > 0, record.map({ !$0.status.isTerminal }) ?? true {
+            if let result = await watcher.wait(for: id, timeout: .milliseconds(Int(wait * 1000))) {
+                record = result
+            } else {
+                record = try await lookup(id)
+            }
+            // The store may record the result a moment after it was published.
+            if let r = record, !r.status.isTerminal, let again = try await lookup(id) { record = again }
+        }
+        guard let record else { throw APIError(.notFound, "no job \(id)") }
+        return JSONBody.response([id: Self.bookShape(record)])
+    }
+
+    private func lookup(_ id: String) async throws -> JobResult? {
+        do {
+            return try await store.job(id, timeout: configuration.storeTimeout)
+        } catch {
+            logger.error("result store did not answer for job \(id): \(error)")
+            var unavailable = APIError(.serviceUnavailable, "the result store is unavailable; try again")
+            unavailable.headers[.retryAfter] = "1"
+            throw unavailable
+        }
+    }
+
+    /// `{"prediction": top-1 label or "", "status": ..., ...}`: the book's shape plus our fields.
+    static func bookShape(_ r: JobResult) -> [String: Any] {
+        var timings: [String: Any] = [:]
+        if let v = r.timings.queuedAt { timings["queued_at"] = v }
+        if let v = r.timings.startedAt { timings["started_at"] = v }
+        if let v = r.timings.finishedAt { timings["finished_at"] = v }
+        if let v = r.timings.inferenceMs { timings["inference_ms"] = v }
+        var shape: [String: Any] = [
+            "prediction": r.prediction,
+            "status": r.status.rawValue,
+            "model": r.model,
+            "top": r.top.map { ["index": $0.index, "label": $0.label, "score": Double($0.score)] },
+            "timings": timings,
+        ]
+        if let v = r.version { shape["version"] = v }
+        if let e = r.error { shape["error"] = e }
+        return shape
+    }
+}

@@ -1,0 +1,42 @@
+/// Conveyor's MQTT topic scheme, version 1. The version is part of every
+/// topic, so a future incompatible contract can run beside this one.
+public enum Topics {
+    /// The root of every Conveyor topic.
+    public static let root = "conveyor/v1"
+
+    /// Where requests for `model` are published.
+    public static func requests(model: String) -> String { "\(root)/requests/\(model)" }
+    /// Every model's request topic (the store's ledger subscription).
+    public static let allRequests = "\(root)/requests/+"
+    /// The shared subscription through which workers split `model`'s requests.
+    public static func workerSubscription(model: String, group: String = "workers") -> String {
+        "$share/\(group)/\(requests(model: model))"
+    }
+
+    /// Where the result of job `id` is published (retained: no; QoS 1).
+    public static func result(job id: String) -> String { "\(root)/results/\(id)" }
+    /// Every job's result topic (the store's subscription).
+    public static let allResults = "\(root)/results/+"
+
+    /// Progress events of job `id` (a worker took it).
+    public static func event(job id: String) -> String { "\(root)/events/\(id)" }
+    public static let allEvents = "\(root)/events/+"
+
+    /// Requests to the result store for a job's record (MQTT v5 request/response:
+    /// response topic and correlation data on the request).
+    public static let storeQuery = "\(root)/store/query"
+
+    /// The job id at the end of a results or events topic.
+    public static func jobID(fromTopic topic: String) -> String? {
+        guard let last = topic.split(separator: "/").last, topic.hasPrefix(root) else { return nil }
+        return String(last)
+    }
+
+    /// The model named by a request topic.
+    public static func model(fromRequestTopic topic: String) -> String? {
+        let prefix = "\(root)/requests/"
+        guard topic.hasPrefix(prefix) else { return nil }
+        let rest = topic.dropFirst(prefix.count)
+        return rest.isEmpty || rest.contains("/") ? nil : String(rest)
+    }
+}

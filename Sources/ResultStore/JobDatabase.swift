@@ -1,0 +1,274 @@
+import Foundation
+import GRDB
+import Jobs
+
+/// The result store's SQLite database: one `jobs` row per job, in a
+/// `DatabasePool` (WAL mode: readers never block the writer).
+///
+/// Every write runs in one transaction of the pool's single writer, reads the
+/// current row, merges the incoming message into it and writes it back, so the
+/// merge rules below hold whatever order messages arrive in and however many
+/// tasks write at once:
+///
+/// - Status only moves forward: `queued` → `running` → terminal
+///   (`succeeded`, `failed`, `expired`). A request seen after the job started
+///   or finished only fills in missing fields (model, version, `queued_at`).
+/// - The first terminal result wins. Once a row is terminal every later
+///   result, terminal or not, is ignored and ``recordResult(_:)`` returns
+///   `false`; so is every later running event.
+/// - A message about a job the store has never heard of (the ledger entry was
+///   missed, e.g. while the store was down) creates the row.
+///
+/// All methods are `async` (GRDB's async accessors suspend rather than block
+/// a cooperative thread while waiting for the writer) and the type is
+/// `Sendable`: share one instance.
+public final class JobDatabase: Sendable {
+    /// The SQLite file.
+    public let path: String
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed, with its parent directory) the database at
+    /// `path` and migrates it to the current schema.
+    public init(path: String) throws {
+        self.path = path
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.label = "conveyor.jobs"
+        // Another process (an operator's sqlite3, a second store) may hold the lock briefly.
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // WAL (set by DatabasePool) + NORMAL: durable across a process crash;
+            // only a power loss can drop the last transactions.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// The schema's history. Append migrations; never edit a shipped one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: jobs") { db in
+            try db.execute(sql: """
+                CREATE TABLE jobs (
+                    id           TEXT PRIMARY KEY NOT NULL,
+                    model        TEXT NOT NULL DEFAULT '',
+                    version      INTEGER,
+                    status       TEXT NOT NULL
+                                 CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'expired')),
+                    top          TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(top)),
+                    error        TEXT,
+                    worker       TEXT,
+                    queued_at    INTEGER,
+                    started_at   INTEGER,
+                    finished_at  INTEGER,
+                    inference_ms REAL,
+                    attempts     INTEGER NOT NULL DEFAULT 0,
+                    updated_at   INTEGER NOT NULL
+                )
+                """)
+            // Retention purges and counts scan by status and finish time.
+            try db.execute(sql: "CREATE INDEX jobs_status_finished_at ON jobs (status, finished_at)")
+        }
+        return migrator
+    }
+
+    // MARK: - Writes
+
+    /// Records a request seen on the ledger: inserts the job as `queued`
+    /// (`queued_at` = `submittedAt`) unless it exists. An existing row keeps
+    /// its status; only its missing model, version and `queued_at` are filled
+    /// in. Returns whether a new row was created.
+    @discardableResult
+    public func recordRequest(_ request: JobRequest) async throws -> Bool {
+        let now = Clock.nowMillis()
+        return try await pool.write { db in
+            if var record = try Self.fetch(db, request.jobID) {
+                let before = record
+                if record.model.isEmpty { record.model = request.model }
+                if record.version == nil { record.version = request.version }
+                if record.queuedAt == nil { record.queuedAt = request.submittedAt }
+                if record != before {
+                    record.updatedAt = now
+                    try Self.save(db, record)
+                }
+                return false
+            }
+            try Self.save(db, JobRecord(id: request.jobID, model: request.model, version: request.version,
+                                        status: .queued, queuedAt: request.submittedAt, updatedAt: now))
+            return true
+        }
+    }
+
+    /// Records that a worker took the job at `startedAt` (a running event).
+    ///
+    /// Ignored (returns `false`) when the job is already terminal, when it is
+    /// a redelivery of the running event already recorded (same `startedAt`
+    /// and worker) or a stale one (earlier `startedAt` than the recorded
+    /// attempt). Otherwise the job becomes `running`, `attempts` goes up by
+    /// one, and the row is created if the ledger entry was missed.
+    @discardableResult
+    public func recordRunning(jobID: String, startedAt: Int64, worker: String?,
+                              model: String? = nil, version: Int? = nil) async throws -> Bool {
+        let now = Clock.nowMillis()
+        return try await pool.write { db in
+            var record = try Self.fetch(db, jobID)
+                ?? JobRecord(id: jobID, model: model ?? "", version: version, status: .queued, updatedAt: now)
+            guard !record.status.isTerminal else { return false }
+            if record.status == .running, let recorded = record.startedAt {
+                if recorded == startedAt && record.worker == worker { return false }
+                if recorded > startedAt { return false }
+            }
+            if record.model.isEmpty, let model { record.model = model }
+            if record.version == nil { record.version = version }
+            record.status = .running
+            record.startedAt = startedAt
+            record.worker = worker
+            record.attempts += 1
+            record.updatedAt = now
+            try Self.save(db, record)
+            return true
+        }
+    }
+
+    /// Records a message from a result topic.
+    ///
+    /// A terminal result is applied only if the job is not terminal yet: the
+    /// FIRST terminal result wins, and a later one (a duplicate delivery, or a
+    /// second worker finishing a redelivered job) returns `false` and changes
+    /// nothing. Applying it sets status, top, error, inference time and
+    /// `finished_at` (the receipt time if the result carries none); worker,
+    /// model, version and `started_at` come from the result when it has them
+    /// and are kept from the row otherwise; `queued_at` keeps the ledger's
+    /// value. A result for an unknown job inserts it.
+    ///
+    /// A non-terminal result is treated as the event it describes: `running`
+    /// as ``recordRunning(jobID:startedAt:worker:model:version:)``, `queued`
+    /// as a ledger entry without an image.
+    @discardableResult
+    public func recordResult(_ result: JobResult) async throws -> Bool {
+        switch result.status {
+        case .running:
+            return try await recordRunning(jobID: result.jobID, startedAt: result.timings.startedAt ?? Clock.nowMillis(),
+                                           worker: result.worker, model: result.model.isEmpty ? nil : result.model,
+                                           version: result.version)
+        case .queued:
+            return try await recordQueued(result)
+        case .succeeded, .failed, .expired:
+            break
+        }
+        let now = Clock.nowMillis()
+        return try await pool.write { db in
+            let existing = try Self.fetch(db, result.jobID)
+            if let existing, existing.status.isTerminal { return false }
+            var record = existing ?? JobRecord(id: result.jobID, status: result.status, updatedAt: now)
+            if !result.model.isEmpty { record.model = result.model }
+            if let version = result.version { record.version = version }
+            record.status = result.status
+            record.top = result.top
+            record.error = result.error
+            if let worker = result.worker { record.worker = worker }
+            if record.queuedAt == nil { record.queuedAt = result.timings.queuedAt }
+            if let startedAt = result.timings.startedAt {
+                record.startedAt = startedAt
+                record.attempts = max(record.attempts, 1)
+            }
+            record.finishedAt = result.timings.finishedAt ?? now
+            record.inferenceMs = result.timings.inferenceMs
+            record.updatedAt = now
+            try Self.save(db, record)
+            return true
+        }
+    }
+
+    /// A `queued` status message: creates the row if absent, fills missing fields.
+    private func recordQueued(_ result: JobResult) async throws -> Bool {
+        let now = Clock.nowMillis()
+        return try await pool.write { db in
+            if var record = try Self.fetch(db, result.jobID) {
+                let before = record
+                if record.model.isEmpty { record.model = result.model }
+                if record.version == nil { record.version = result.version }
+                if record.queuedAt == nil { record.queuedAt = result.timings.queuedAt }
+                if record != before {
+                    record.updatedAt = now
+                    try Self.save(db, record)
+                }
+                return false
+            }
+            try Self.save(db, JobRecord(id: result.jobID, model: result.model, version: result.version,
+                                        status: .queued, queuedAt: result.timings.queuedAt ?? now, updatedAt: now))
+            return true
+        }
+    }
+
+    /// Deletes terminal jobs that finished before `finishedBefore`
+    /// (milliseconds since 1970) and returns how many. Queued and running jobs
+    /// are never purged.
+    @discardableResult
+    public func purge(finishedBefore: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    DELETE FROM jobs
+                    WHERE status IN ('succeeded', 'failed', 'expired') AND finished_at < ?
+                    """,
+                arguments: [finishedBefore])
+            return db.changesCount
+        }
+    }
+
+    // MARK: - Reads
+
+    /// The job's record in the contract's shape, or `nil` if unknown.
+    public func job(_ id: String) async throws -> JobResult? {
+        try await record(id)?.result
+    }
+
+    /// The job's full row, or `nil` if unknown.
+    public func record(_ id: String) async throws -> JobRecord? {
+        try await pool.read { db in try Self.fetch(db, id) }
+    }
+
+    /// How many jobs the store holds in each status (every status is present,
+    /// zero if none).
+    public func counts() async throws -> [JobStatus: Int] {
+        try await pool.read { db in
+            var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0, 0) })
+            for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM jobs GROUP BY status") {
+                if let status = JobStatus(rawValue: row["status"]) { counts[status] = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    /// Closes the pool. Later calls throw. Optional: the pool also closes
+    /// when the last reference goes.
+    public func close() throws {
+        try pool.close()
+    }
+
+    // MARK: - Rows
+
+    private static func fetch(_ db: Database, _ id: String) throws -> JobRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(JobRecord.init(row:))
+    }
+
+    private static func save(_ db: Database, _ r: JobRecord) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO jobs (id, model, version, status, top, error, worker,
+                                  queued_at, started_at, finished_at, inference_ms, attempts, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET
+                    model = excluded.model, version = excluded.version, status = excluded.status,
+                    top = excluded.top, error = excluded.error, worker = excluded.worker,
+                    queued_at = excluded.queued_at, started_at = excluded.started_at,
+                    finished_at = excluded.finished_at, inference_ms = excluded.inference_ms,
+                    attempts = excluded.attempts, updated_at = excluded.updated_at
+                """,
+            arguments: [r.id, r.model, r.version, r.status.rawValue, r.topJSON, r.error, r.worker,
+                        r.queuedAt, r.startedAt, r.finishedAt, r.inferenceMs, r.attempts, r.updatedAt])
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Jobs
+import Logging
+import MQTT
+
+/// Asks the result store for job records over MQTT v5 request/response (used
+/// by the HTTP ingress).
+///
+/// ```swift
+/// let queries = JobQueryClient(client: client, replyTopic: JobQueryClient.uniqueReplyTopic())
+/// try await queries.start()                 // once, after client.connect()
+/// let record = try await queries.job(id)    // nil: the store does not know the job
+/// ```
+///
+/// Each query is published on ``Jobs/Topics/storeQuery`` with the client's
+/// reply topic as response topic and a fresh random correlation id; one
+/// subscription to the reply topic routes every answer to its waiting caller
+/// by correlation id, so any number of queries may run concurrently. A reply
+/// that comes after its caller gave up is dropped.
+public final class JobQueryClient: @unchecked Sendable {
+    // @unchecked: the mutable state below is only touched with `lock` held.
+
+    /// Where the store's answers arrive; unique to this client.
+    public let replyTopic: String
+    private let client: MQTTClient
+    private let logger: Logger
+
+    private let lock = NSLock()
+    private var phase = Phase.idle
+    private var pending: [[UInt8]: Slot] = [:]
+    private var listener: Task<Void, Never>?
+
+    private enum Phase { case idle, started, closed }
+
+    /// One outstanding query.
+    private enum Slot {
+        /// Published; `continuation` is set once the caller awaits the reply.
+        case waiting(CheckedContinuation<MQTTMessage, any Error>?)
+        /// The reply came before the caller awaited it.
+        case arrived(MQTTMessage)
+        /// The reply subscription ended.
+        case failed(JobQueryError)
+    }
+
+    /// `client` must speak MQTT v5 (response topic and correlation data).
+    public init(client: MQTTClient, replyTopic: String, logger: Logger = Logger(label: "conveyor.job-query")) {
+        self.client = client
+        self.replyTopic = replyTopic
+        self.logger = logger
+    }
+
+    deinit {
+        listener?.cancel()
+    }
+
+    /// A reply topic no other client uses: `conveyor/v1/store/replies/<random id>`.
+    public static func uniqueReplyTopic() -> String {
+        "\(Topics.root)/store/replies/\(JobID.make())"
+    }
+
+    /// Subscribes to the reply topic and starts routing replies. Call once,
+    /// after the MQTT client connected; later calls do nothing.
+    public func start() async throws {
+        guard lock.withLock({ phase == .idle }) else { return }
+        let replies = try await client.subscribe(replyTopic, qos: 1)
+        lock.withLock {
+            guard phase == .idle else { return }
+            phase = .started
+            listener = Task { [weak self] in
+                for await message in replies {
+                    guard let self else { return }
+                    self.deliver(message)
+                }
+                self?.closeAll()
+            }
+        }
+    }
+
+    /// Stops routing replies; waiting and later queries fail with
+    /// ``JobQueryError/connectionClosed``.
+    public func stop() {
+        lock.withLock { listener }?.cancel()
+        closeAll()
+    }
+
+    /// The store's record of job `id`, or `nil` if the store does not know it.
+    ///
+    /// Throws ``JobQueryError/timeout(jobID:after:)`` if no answer comes within
+    /// `timeout`, ``JobQueryError/storeError(jobID:message:)`` if the store
+    /// answered with another error, and `CancellationError` if the calling
+    /// task is cancelled.
+    public func job(_ id: String, timeout: Duration = .seconds(5)) async throws -> JobResult? {
+        let key = Self.correlationID()
+
+        try lock.withLock {
+            switch phase {
+            case .idle: throw JobQueryError.notStarted
+            case .closed: throw JobQueryError.connectionClosed
+            case .started: pending[key] = .waiting(nil)
+            }
+        }
+        defer { _ = lock.withLock { pending.removeValue(forKey: key) } }
+
+        var properties = MQTTProperties()
+        properties.responseTopic = replyTopic
+        properties.correlationData = key
+        properties.contentType = "application/json"
+        // A query the store only sees after the caller gave up is not worth answering.
+        let (seconds, attoseconds) = timeout.components
+        properties.messageExpiryInterval = UInt32(clamping: max(1, seconds + (attoseconds > 0 ? 1 : 0)))
+        try await client.publish(Topics.storeQuery, payload: StoreQuery(jobID: id).jsonPayload(), qos: 1,
+                                 retain: false, properties: properties)
+
+        let reply = try await withThrowingTaskGroup(of: MQTTMessage.self) { group in
+            group.addTask { try await self.awaitReply(key) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw JobQueryError.timeout(jobID: id, after: timeout)
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+        return try Self.decode(reply, jobID: id)
+    }
+
+    /// 16 random bytes.
+    private static func correlationID() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in generator.next() }
+    }
+
+    /// Reads a reply: a record, `nil` for "job not found", or an error.
+    static func decode(_ reply: MQTTMessage, jobID: String) throws -> JobResult? {
+        let data = Data(reply.payload)
+        if let result = try? JSONCoding.decoder.decode(JobResult.self, from: data) {
+            return result
+        }
+        if let failure = try? JSONCoding.decoder.decode(StoreErrorReply.self, from: data) {
+            if failure.error == StoreErrorReply.notFound { return nil }
+            throw JobQueryError.storeError(jobID: jobID, message: failure.error)
+        }
+        throw JobQueryError.invalidReply(jobID: jobID, reason: String(decoding: reply.payload.prefix(200), as: UTF8.self))
+    }
+
+    // MARK: - Routing
+
+    /// Waits for the reply to query `key`, honouring cancellation.
+    private func awaitReply(_ key: [UInt8]) async throws -> MQTTMessage {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MQTTMessage, any Error>) in
+                let outcome: Result<MQTTMessage, any Error>? = lock.withLock {
+                    switch pending[key] {
+                    case .arrived(let message):
+                        return .success(message)
+                    case .failed(let error):
+                        return .failure(error)
+                    case .waiting:
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        pending[key] = .waiting(continuation)
+                        return nil
+                    case nil:
+                        return .failure(JobQueryError.connectionClosed)
+                    }
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } onCancel: {
+            let continuation: CheckedContinuation<MQTTMessage, any Error>? = lock.withLock {
+                guard case .waiting(let continuation?) = pending[key] else { return nil }
+                pending[key] = .waiting(nil)
+                return continuation
+            }
+            continuation?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Hands a reply to the query with its correlation id.
+    private func deliver(_ message: MQTTMessage) {
+        guard let key = message.properties.correlationData else {
+            logger.debug("reply without correlation data", metadata: ["topic": "\(message.topic)"])
+            return
+        }
+        let continuation: CheckedContinuation<MQTTMessage, any Error>? = lock.withLock {
+            switch pending[key] {
+            case .waiting(let continuation?):
+                pending[key] = .arrived(message)
+                return continuation
+            case .waiting(nil):
+                pending[key] = .arrived(message)
+                return nil
+            case .arrived, .failed, nil:
+                return nil  // a duplicate, or a reply nobody waits for any more
+            }
+        }
+        if let continuation {
+            continuation.resume(returning: message)
+        } else {
+            logger.trace("unclaimed reply", metadata: ["topic": "\(message.topic)"])
+        }
+    }
+
+    /// The reply subscription ended: fails every waiting query.
+    private func closeAll() {
+        let continuations: [CheckedContinuation<MQTTMessage, any Error>] = lock.withLock {
+            phase = .closed
+            var waiting: [CheckedContinuation<MQTTMessage, any Error>] = []
+            for (key, slot) in pending {
+                if case .waiting(let continuation) = slot {
+                    if let continuation { waiting.append(continuation) }
+                    pending[key] = .failed(.connectionClosed)
+                }
+            }
+            return waiting
+        }
+        for continuation in continuations { continuation.resume(throwing: JobQueryError.connectionClosed) }
+    }
+}

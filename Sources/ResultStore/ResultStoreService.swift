@@ -1,0 +1,227 @@
+import Foundation
+import Jobs
+import Logging
+import MQTT
+import ServiceLifecycle
+
+/// The result store: keeps every job's record in a ``JobDatabase`` and serves
+/// it over MQTT.
+///
+/// Subscriptions (all QoS 1):
+/// - ``Jobs/Topics/allRequests``, the ledger: each request is recorded
+///   `queued`. JSON and binary (`image/jpeg`, fields in user properties)
+///   requests are read with `JobRequest(message:)`. Undecodable ones are
+///   logged and skipped: the worker answers those with a failed result, which
+///   the store records like any other.
+/// - ``Jobs/Topics/allResults``: ``Jobs/JobResult`` JSON, recorded with
+///   ``JobDatabase/recordResult(_:)`` (the first terminal result wins).
+/// - ``Jobs/Topics/allEvents``: a ``Jobs/JobResult`` JSON with status
+///   `running`, recorded with ``JobDatabase/recordRunning(jobID:startedAt:worker:model:version:)``.
+/// - ``Jobs/Topics/storeQuery``: MQTT v5 request/response. The payload is a
+///   ``StoreQuery``; the reply goes to the request's response topic with the
+///   same correlation data, content type `application/json`, and is the
+///   job's ``Jobs/JobResult`` JSON or a ``StoreErrorReply``.
+///
+/// It purges finished jobs older than the retention every `purgeInterval`.
+/// On graceful shutdown (or cancellation) it stops consuming, then
+/// disconnects its client and returns. If a subscription ends on its own the
+/// service throws ``ResultStoreError/subscriptionEnded(filter:)``.
+public struct ResultStoreService: Service {
+    public let configuration: ResultStoreConfiguration
+    /// The store's database, shared with whoever else wants to read it.
+    public let database: JobDatabase
+    private let logger: Logger
+
+    /// Opens the database at `configuration.databasePath`.
+    public init(configuration: ResultStoreConfiguration = .init(),
+                logger: Logger = Logger(label: "conveyor.result-store")) throws {
+        try self.init(configuration: configuration, database: JobDatabase(path: configuration.databasePath),
+                      logger: logger)
+    }
+
+    /// Uses an open database (`configuration.databasePath` is not used).
+    public init(configuration: ResultStoreConfiguration, database: JobDatabase,
+                logger: Logger = Logger(label: "conveyor.result-store")) {
+        self.configuration = configuration
+        self.database = database
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var broker = configuration.broker
+        broker.protocolVersion = .v5
+        let client = MQTTClient(broker, logger: logger)
+        try await client.connect()
+        do {
+            let requests = try await client.subscribe(Topics.allRequests, qos: 1)
+            let results = try await client.subscribe(Topics.allResults, qos: 1)
+            let events = try await client.subscribe(Topics.allEvents, qos: 1)
+            let queries = try await client.subscribe(Topics.storeQuery, qos: 1)
+            logger.info("result store running", metadata: ["database": "\(database.path)"])
+            try await cancelWhenGracefulShutdown { [self] in
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        for await message in requests { await self.handleRequest(message) }
+                        try Self.checkEnded(Topics.allRequests)
+                    }
+                    group.addTask {
+                        for await message in results { await self.handleResult(message) }
+                        try Self.checkEnded(Topics.allResults)
+                    }
+                    group.addTask {
+                        for await message in events { await self.handleEvent(message) }
+                        try Self.checkEnded(Topics.allEvents)
+                    }
+                    group.addTask {
+                        // Queries are independent: answer them concurrently.
+                        await withDiscardingTaskGroup { queryGroup in
+                            for await message in queries {
+                                queryGroup.addTask { await self.handleQuery(message, client: client) }
+                            }
+                        }
+                        try Self.checkEnded(Topics.storeQuery)
+                    }
+                    group.addTask { await self.purgeLoop() }
+                }
+            }
+        } catch {
+            logger.error("result store failed", metadata: ["error": "\(error)"])
+            await client.disconnect()
+            throw error
+        }
+        await client.disconnect()
+        logger.info("result store stopped")
+    }
+
+    /// A subscription's loop ended: fine while stopping, an error otherwise.
+    private static func checkEnded(_ filter: String) throws {
+        if !Task.isCancelled { throw ResultStoreError.subscriptionEnded(filter: filter) }
+    }
+
+    // MARK: - Handlers
+
+    /// Ledger: records a request as queued.
+    func handleRequest(_ message: MQTTMessage) async {
+        let p = message.properties
+        let binary = p.contentType?.hasPrefix("image/") == true
+            || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
+        if binary && p.userProperty("job_id") == nil {
+            // The worker makes up an id for these; the store learns it from the result.
+            logger.debug("ledger: binary request without job_id", metadata: ["topic": "\(message.topic)"])
+            return
+        }
+        let request: JobRequest
+        do {
+            request = try JobRequest(message: message)
+        } catch {
+            logger.notice("ledger: skipping undecodable request",
+                          metadata: ["topic": "\(message.topic)", "job_id": "\(error.jobID ?? "?")",
+                                     "reason": "\(error.reason)"])
+            return
+        }
+        do {
+            try await database.recordRequest(request)
+        } catch {
+            logger.error("ledger: cannot record request", metadata: ["job_id": "\(request.jobID)", "error": "\(error)"])
+        }
+    }
+
+    /// Results: records a result (first terminal wins).
+    func handleResult(_ message: MQTTMessage) async {
+        guard let result = decodeResult(message, kind: "result") else { return }
+        do {
+            let applied = try await database.recordResult(result)
+            logger.debug("result", metadata: ["job_id": "\(result.jobID)", "status": "\(result.status.rawValue)",
+                                              "applied": "\(applied)"])
+        } catch {
+            logger.error("cannot record result", metadata: ["job_id": "\(result.jobID)", "error": "\(error)"])
+        }
+    }
+
+    /// Events: records a worker taking a job.
+    func handleEvent(_ message: MQTTMessage) async {
+        guard let event = decodeResult(message, kind: "event") else { return }
+        guard event.status == .running else {
+            logger.debug("ignoring event", metadata: ["job_id": "\(event.jobID)", "status": "\(event.status.rawValue)"])
+            return
+        }
+        do {
+            try await database.recordRunning(jobID: event.jobID, startedAt: event.timings.startedAt ?? Clock.nowMillis(),
+                                             worker: event.worker, model: event.model.isEmpty ? nil : event.model,
+                                             version: event.version)
+        } catch {
+            logger.error("cannot record running event", metadata: ["job_id": "\(event.jobID)", "error": "\(error)"])
+        }
+    }
+
+    private func decodeResult(_ message: MQTTMessage, kind: String) -> JobResult? {
+        let result: JobResult
+        do {
+            result = try JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload))
+        } catch {
+            logger.warning("skipping undecodable \(kind)", metadata: ["topic": "\(message.topic)", "error": "\(error)"])
+            return nil
+        }
+        if let topicID = Topics.jobID(fromTopic: message.topic), topicID != result.jobID {
+            logger.warning("\(kind) for job \(result.jobID) published on the topic of job \(topicID)")
+        }
+        return result
+    }
+
+    /// Store queries: answers on the response topic with the same correlation data.
+    func handleQuery(_ message: MQTTMessage, client: MQTTClient) async {
+        guard let responseTopic = message.properties.responseTopic, !responseTopic.isEmpty else {
+            logger.notice("store query without a response topic")
+            return
+        }
+        let payload = await answer(message.payload)
+        var properties = MQTTProperties()
+        properties.correlationData = message.properties.correlationData
+        properties.contentType = "application/json"
+        do {
+            try await client.publish(responseTopic, payload: payload, qos: 1, retain: false, properties: properties)
+        } catch {
+            logger.warning("cannot answer store query", metadata: ["response_topic": "\(responseTopic)", "error": "\(error)"])
+        }
+    }
+
+    /// The reply payload for a query payload.
+    func answer(_ payload: [UInt8]) async -> [UInt8] {
+        guard let query = try? JSONCoding.decoder.decode(StoreQuery.self, from: Data(payload)) else {
+            return StoreErrorReply(error: "invalid query: expected {\"job_id\": \"...\"}", jobID: nil).jsonPayload()
+        }
+        do {
+            guard let job = try await database.job(query.jobID) else {
+                return StoreErrorReply(error: StoreErrorReply.notFound, jobID: query.jobID).jsonPayload()
+            }
+            return [UInt8](job.jsonPayload())
+        } catch {
+            logger.error("store query failed", metadata: ["job_id": "\(query.jobID)", "error": "\(error)"])
+            return StoreErrorReply(error: "database error", jobID: query.jobID).jsonPayload()
+        }
+    }
+
+    // MARK: - Retention
+
+    private func purgeLoop() async {
+        let retentionMillis = Self.milliseconds(configuration.retention)
+        while !Task.isCancelled {
+            do {
+                let purged = try await database.purge(finishedBefore: Clock.nowMillis() - retentionMillis)
+                if purged > 0 { logger.info("purged finished jobs", metadata: ["count": "\(purged)"]) }
+            } catch {
+                logger.error("retention purge failed", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await Task.sleep(for: configuration.purgeInterval)
+            } catch {
+                return  // cancelled: stopping
+            }
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A private mosquitto broker for tests: `/usr/sbin/mosquitto` on a free loopback port,
+/// with its configuration, log and persistence in a fresh temporary directory.
+///
+/// ```swift
+/// let broker = try MosquittoBroker()
+/// try broker.start()
+/// defer { broker.stop() }
+/// let config = MQTTConfiguration(port: broker.port, clientID: "test")
+/// ```
+///
+/// The port is kept across `stop()`/`start()`, so `restart()` brings the broker back where
+/// clients expect it. The directory is removed when the object goes away.
+public final class MosquittoBroker: @unchecked Sendable {
+    /// Why the broker could not be set up or started.
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The loopback port the broker listens on (127.0.0.1).
+    public let port: Int
+    /// The temporary directory holding `mosquitto.conf`, `mosquitto.log` and persistence files.
+    public let directory: URL
+    /// The configuration file.
+    public let configFile: URL
+    /// Where the broker's stdout and stderr go.
+    public let logFile: URL
+
+    private let executable = "/usr/sbin/mosquitto"
+    private let lock = NSLock()
+    private var process: Process?
+
+    /// Writes the configuration: `listener PORT 127.0.0.1`, `allow_anonymous true` (unless
+    /// `configLines` set `allow_anonymous` themselves), `user root` when running as root (so
+    /// mosquitto does not drop to a user that cannot read the directory), persistence in the
+    /// directory if asked, then `configLines`.
+    public init(configLines: [String] = [], persistence: Bool = false) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw StartError(description: "\(executable) not found: apt-get install mosquitto")
+        }
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("mosquitto-\(UUID().uuidString)", isDirectory: true)
+        configFile = directory.appendingPathComponent("mosquitto.conf")
+        logFile = directory.appendingPathComponent("mosquitto.log")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        port = try Self.freePort()
+
+        var lines = ["listener \(port) 127.0.0.1"]
+        if !configLines.contains(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("allow_anonymous") }) {
+            lines.append("allow_anonymous true")
+        }
+        if getuid() == 0 {
+            lines.append("user root")
+        }
+        if persistence {
+            lines.append("persistence true")
+            lines.append("persistence_location \(directory.path)/")
+        }
+        lines.append("log_dest stderr")
+        lines.append(contentsOf: configLines)
+        try (lines.joined(separator: "\n") + "\n").write(to: configFile, atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The broker's process ID while it runs.
+    public var pid: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let process, process.isRunning else { return nil }
+        return process.processIdentifier
+    }
+
+    /// What the broker has logged so far.
+    public var log: String {
+        (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+    }
+
+    /// Starts the broker and waits (at most 5 s) until its port accepts TCP connections.
+    /// Does nothing if it is already running. Throws with the broker's log if it exits or
+    /// does not listen in time.
+    public func start() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if let process, process.isRunning {
+            return
+        }
+        let output = try FileHandle(forWritingTo: logFile)
+        defer { try? output.close() }
+        output.seekToEndOfFile()
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["-c", configFile.path]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
+        try Self.launch(process)
+        self.process = process
+
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if !process.isRunning {
+                self.process = nil
+                throw StartError(description: "mosquitto exited with status \(process.terminationStatus):\n\(log)")
+            }
+            if Self.accepts(port: port) {
+                return
+            }
+            usleep(20_000)
+        }
+        Self.terminate(process)
+        self.process = nil
+        throw StartError(description: "mosquitto did not listen on port \(port) within 5 s:\n\(log)")
+    }
+
+    /// Stops the broker: SIGTERM, then SIGKILL if it has not exited after 3 s. Keeps the port
+    /// and the directory, so `start()` can bring it back.
+    public func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let process {
+            Self.terminate(process)
+        }
+        process = nil
+    }
+
+    /// Stops and starts the broker on the same port.
+    public func restart() throws {
+        stop()
+        try start()
+    }
+
+    // MARK: Helpers
+
+    /// Runs `process.run()` on a fresh thread with no blocked signals.
+    ///
+    /// `Process` spawns the child with the calling thread's signal mask, and Swift's
+    /// concurrency and test threads block nearly every signal. mosquitto only unblocks the
+    /// signals that were unblocked when it started, so a broker spawned from a test would
+    /// ignore SIGTERM (it stays pending) and only die by SIGKILL.
+    private static func launch(_ process: Process) throws {
+        final class Launch: @unchecked Sendable {
+            let process: Process
+            var error: (any Error)?
+            let done = DispatchSemaphore(value: 0)
+            init(_ process: Process) { self.process = process }
+        }
+        let launch = Launch(process)
+        let thread = Thread {
+            var unblocked = sigset_t()
+            sigemptyset(&unblocked)
+            pthread_sigmask(SIG_SETMASK, &unblocked, nil)
+            do {
+                try launch.process.run()
+            } catch {
+                launch.error = error
+            }
+            launch.done.signal()
+        }
+        thread.start()
+        launch.done.wait()
+        if let error = launch.error {
+            throw error
+        }
+    }
+
+    private static func terminate(_ process: Process) {
+        guard process.isRunning else { return }
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        if waitForExit(process, seconds: 3) {
+            return
+        }
+        kill(pid, SIGKILL)
+        _ = waitForExit(process, seconds: 3)
+    }
+
+    private static func waitForExit(_ process: Process, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline {
+            usleep(10_000)
+        }
+        return !process.isRunning
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = in_addr_t(UInt32(0x7F00_0001).bigEndian)
+        return address
+    }
+
+    private static func streamSocket() -> Int32 {
+        #if canImport(Glibc)
+        return socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        return socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+    }
+
+    /// A port that was free a moment ago: bind to port 0 on 127.0.0.1, read it, close.
+    private static func freePort() throws -> Int {
+        let fd = streamSocket()
+        guard fd >= 0 else { throw StartError(description: "socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0 else { throw StartError(description: "bind: \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getsockname(fd, $0, &length)
+            }
+        }
+        guard named == 0 else { throw StartError(description: "getsockname: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    private static func accepts(port: Int) -> Bool {
+        let fd = streamSocket()
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = loopback(port: port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return connected == 0
+    }
+}

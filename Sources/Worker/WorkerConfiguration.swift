@@ -1,0 +1,27 @@
+import Foundation
+import MQTT
+
+/// Settings of one worker process.
+public struct WorkerConfiguration: Sendable {
+    /// The broker and this worker's MQTT identity.
+    public var broker: MQTTConfiguration
+    /// The Keras model file to serve.
+    public var modelPath: String
+    /// The name requests use for the model (default: the model's own name, e.g. "inception_v3").
+    public var modelName: String?
+    /// Labels file (default: found beside the model, see `Labels.defaultPath`).
+    public var labelsPath: String?
+    /// Inference threads, i.e. jobs run at once (default 1).
+    public var concurrency: Int = 1
+    /// Threads each inference uses inside the engine (default: cores ÷ concurrency).
+    public var engineThreads: Int?
+    /// Largest image accepted, in pixels.
+    public var maxPixels: Int = 40_000_000
+    /// The shared-subscription group (workers in one group split the load).
+    public var group: String = "workers"
+
+    public init(broker: MQTTConfiguration, modelPath: String) {
+        self.broker = broker
+        self.modelPath = modelPath
+    }
+}

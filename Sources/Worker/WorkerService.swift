@@ -1,0 +1,119 @@
+import Foundation
+import Inception
+import Jobs
+import Logging
+import MQTT
+import ServiceLifecycle
+
+/// A stateless inference worker: takes requests from the model's shared
+/// subscription, classifies them on its own threads and publishes each result
+/// (QoS 1) to the job's result topic, and to the request's reply topic if it
+/// named one. Anything wrong with a request becomes a `failed` result with the
+/// reason; nothing a client sends can stop the worker.
+public final class WorkerService: Service {
+    public let configuration: WorkerConfiguration
+    public let modelName: String
+    private let pool: InferencePool
+    private let client: MQTTClient
+    private let logger: Logger
+    private let workerID: String
+
+    /// Loads the model and starts the inference threads (the slow part, done once).
+    public init(configuration: WorkerConfiguration, logger: Logger = Logger(label: "conveyor.worker")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let model = try Model(contentsOf: configuration.modelPath)
+        let labelsPath = configuration.labelsPath ?? Labels.defaultPath(forModel: configuration.modelPath, classes: model.outputCount)
+        let labels = try labelsPath.map { try Labels(contentsOf: $0, classes: model.outputCount) }
+        modelName = configuration.modelName ?? model.name
+        let concurrency = max(1, configuration.concurrency)
+        Engine.configure(threads: configuration.engineThreads ?? max(1, Engine.cores / concurrency))
+        pool = InferencePool(model: model, labels: labels, threads: concurrency, maxPixels: configuration.maxPixels)
+        workerID = configuration.broker.clientID
+        client = MQTTClient(configuration.broker, logger: logger)
+        logger.info("worker \(workerID) serves model \(modelName) from \(configuration.modelPath) with \(concurrency) inference thread(s); labels: \(labelsPath ?? "none (class indices)")")
+    }
+
+    public func run() async throws {
+        try await client.connect()
+        let subscription = try await client.subscribe(Topics.workerSubscription(model: modelName, group: configuration.group), qos: 1)
+        logger.info("worker \(workerID) subscribed to \(Topics.workerSubscription(model: modelName, group: configuration.group))")
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                var inFlight = 0
+                do {
+                    for try await message in subscription {
+                        if inFlight >= pool.threads {
+                            await group.next()
+                            inFlight -= 1
+                        }
+                        inFlight += 1
+                        group.addTask { await self.handle(message) }
+                    }
+                } catch {
+                    logger.error("request subscription ended: \(error)")
+                }
+                await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            // Stop taking new requests; the ones in hand finish and are published.
+            Task { await subscription.cancel() }
+        }
+        pool.shutdown()
+        await client.disconnect()
+        logger.info("worker \(workerID) stopped")
+    }
+
+    /// Handles one request message: always publishes exactly one result for it.
+    func handle(_ message: MQTTMessage) async {
+        let request: JobRequest
+        do {
+            request = try JobRequest(message: message)
+        } catch {
+            logger.warning("bad request on \(message.topic): \(error.reason)")
+            let id = error.jobID ?? JobID.make()
+            let result = JobResult(jobID: id, model: error.model ?? modelName, status: .failed,
+                                   timings: JobTimings(finishedAt: Clock.nowMillis()),
+                                   error: "bad request: \(error.reason)", worker: workerID)
+            await publish(result, replyTopic: message.properties.responseTopic, correlation: message.properties.correlationData)
+            return
+        }
+        let expiry = message.properties.messageExpiryInterval
+        _ = expiry  // the broker drops expired messages itself; the ledger handles the rest
+        let startedAt = Clock.nowMillis()
+        var running = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .running,
+                                timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt), worker: workerID)
+        try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 0)
+        let outcome = await pool.classify([UInt8](request.image), topK: request.topK)
+        running.timings.finishedAt = Clock.nowMillis()
+        running.timings.inferenceMs = (outcome.milliseconds * 100).rounded() / 100
+        switch outcome.predictions {
+        case .success(let predictions):
+            running.status = .succeeded
+            running.top = predictions.map { ClassScore(index: $0.index, label: $0.label, score: $0.score) }
+        case .failure(let error):
+            running.status = .failed
+            running.error = "bad image: \(error)"
+        }
+        await publish(running, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
+    }
+
+    private func publish(_ result: JobResult, replyTopic: String?, correlation: [UInt8]?) async {
+        let payload = [UInt8](result.jsonPayload())
+        var props = MQTTProperties()
+        props.contentType = "application/json"
+        do {
+            try await client.publish(Topics.result(job: result.jobID), payload: payload, qos: 1, properties: props)
+        } catch {
+            logger.error("could not publish the result of \(result.jobID): \(error)")
+        }
+        if let replyTopic, replyTopic != Topics.result(job: result.jobID) {
+            props.correlationData = correlation
+            do {
+                try await client.publish(replyTopic, payload: payload, qos: 1, properties: props)
+            } catch {
+                logger.warning("could not publish the result of \(result.jobID) to reply topic \(replyTopic): \(error)")
+            }
+        }
+    }
+}

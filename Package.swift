@@ -66,12 +66,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Runs a private mosquitto for tests (Foundation only).
-        .target(name: "TestBroker"),
+        // Starting daemons with a clean signal mask.
+        .target(name: "Spawn"),
+        // Runs a private mosquitto for tests.
+        .target(name: "TestBroker", dependencies: ["Spawn"]),
         .executableTarget(
             name: "Conveyor",
             dependencies: [
-                "Inception", "MQTT", "Jobs", "Worker", "ResultStore", "Ingress",
+                "Inception", "MQTT", "Jobs", "Worker", "ResultStore", "Ingress", "Spawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -84,9 +86,15 @@ let package = Package(
         ),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "MQTT"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestBroker"]),
+        .testTarget(name: "DeploymentTests"),
+        .testTarget(name: "PipelineTests", dependencies: ["Jobs", "MQTT", "TestBroker", "Inception"]),
         .testTarget(
             name: "ResultStoreTests",
-            dependencies: ["ResultStore", "Jobs", "MQTT", "TestBroker", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "ResultStore", "Jobs", "MQTT", "TestBroker",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
     ]
 )

@@ -419,6 +419,8 @@ def cmd_report(args):
     ]
     if args.git:
         lines.append(f"- conveyor source: {args.git}")
+    if args.nice:
+        lines.append(f"- timed phases run under `nice -n {args.nice}`")
     notes = []
     for e in conv:
         if e["data"]:
@@ -531,6 +533,7 @@ def main():
     r.add_argument("--md")
     r.add_argument("--git", help="free text describing the conveyor source revision")
     r.add_argument("--relative-to", default=os.getcwd())
+    r.add_argument("--nice", help="the nice value the timed phases ran with, for the header")
     r.add_argument("--load", action="append", metavar="KERNEL=FRACTION",
                    help="other processes' CPU share during that conveyor run (from 'run')")
     r.add_argument("--load-limit", type=float, default=0.10)

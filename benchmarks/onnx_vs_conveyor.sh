@@ -19,6 +19,8 @@ Usage: $(basename "$0") [options]
   --min-runs N        and at least N timed runs (default: 10)
   --warmup N          untimed warm-up runs per batch size (default: 3)
                       (the last three go to conveyor as --seconds/--runs/--warmup if it has them)
+  --nice N            run the timed phases under 'nice -n N' (negative N, as root, lets them preempt
+                      other work on a shared machine; the report still shows the other load)
   --no-build          do not run 'swift build -c release --product conveyor' first
   --no-conveyor       ORT only (skip the build and the conveyor runs)
   -h, --help          this text
@@ -40,6 +42,7 @@ MIN_RUNS=10
 WARMUP=3
 BUILD=1
 RUN_CONVEYOR=1
+NICE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --batch) BATCH="$2"; shift 2 ;;
@@ -54,6 +57,8 @@ while [ $# -gt 0 ]; do
         --min-runs=*) MIN_RUNS="${1#*=}"; shift ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --warmup=*) WARMUP="${1#*=}"; shift ;;
+        --nice) NICE="$2"; shift 2 ;;
+        --nice=*) NICE="${1#*=}"; shift ;;
         --no-build) BUILD=0; shift ;;
         --no-conveyor) RUN_CONVEYOR=0; BUILD=0; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -62,6 +67,11 @@ while [ $# -gt 0 ]; do
 done
 [[ "$BATCH" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "bad --batch '$BATCH' (e.g. 1,4,16)" >&2; exit 1; }
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "bad --threads '$THREADS'" >&2; exit 1; }
+NICE_CMD=()
+if [ -n "$NICE" ]; then
+    [[ "$NICE" =~ ^-?[0-9]+$ ]] || { echo "bad --nice '$NICE'" >&2; exit 1; }
+    NICE_CMD=(nice -n "$NICE")
+fi
 
 MODELS_DIR="${MODELS_DIR:-$REPO/../shared/models}"
 [ -d "$MODELS_DIR" ] && MODELS_DIR="$(cd "$MODELS_DIR" && pwd)"
@@ -131,12 +141,26 @@ else
     say "3/5 conveyor skipped (--no-conveyor)"
 fi
 
+# ---- priority for the timed phases (--nice) ------------------------------------------------------
+# With kernel autogroups (sched_autogroup_enabled=1) 'nice' only ranks processes of the same session, so
+# it does nothing against work started from another terminal. The session's autogroup nice is raised
+# too, and put back when the script exits.
+if [ -n "$NICE" ] && [ -w "/proc/$$/autogroup" ]; then
+    AUTOGROUP_SAVED="$(sed -n 's/.* nice *//p' "/proc/$$/autogroup")"
+    if echo "$NICE" > "/proc/$$/autogroup" 2>/dev/null; then
+        trap 'echo "${AUTOGROUP_SAVED:-0}" > "/proc/$$/autogroup" 2>/dev/null || true' EXIT
+        echo "autogroup nice set to $NICE for the timed phases (was ${AUTOGROUP_SAVED:-0})" >&2
+    else
+        echo "warning: could not set the autogroup nice (root needed for a negative value)" >&2
+    fi
+fi
+
 # ---- 4. ONNX Runtime timing ---------------------------------------------------------------------
 say "4/5 ONNX Runtime: batches $BATCH, $THREADS threads"
 # ORT has its own thread pool (intra_op_num_threads); OMP_NUM_THREADS matters only for OpenMP builds.
 # numpy's OpenBLAS is kept to one thread so it has no idle pool spinning next to ORT.
 OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS=1 \
-    "$PY" "$HELPER" time --onnx "$ONNX" --ref-dir "$REF_DIR" --batch "$BATCH" --threads "$THREADS" \
+    "${NICE_CMD[@]}" "$PY" "$HELPER" time --onnx "$ONNX" --ref-dir "$REF_DIR" --batch "$BATCH" --threads "$THREADS" \
     --warmup "$WARMUP" --min-runs "$MIN_RUNS" --min-seconds "$MIN_SECONDS" --json "$OUT/ort.json" \
     || die "ONNX Runtime timing failed"
 
@@ -177,7 +201,7 @@ if [ "$RUN_CONVEYOR" = 1 ]; then
         # choice; otherwise the kernel option decides.
         # The helper only waits; it records how much CPU other processes took during the run.
         if env -u OPENBLAS_CORETYPE -u CONVEYOR_BLAS_KERNEL OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" \
-                "$PY" "$HELPER" run --stdout "$json" --stderr "$logf" --load "$OUT/conveyor.$safe.load" \
+                "${NICE_CMD[@]}" "$PY" "$HELPER" run --stdout "$json" --stderr "$logf" --load "$OUT/conveyor.$safe.load" \
                 -- "${cmd[@]}"; then
             REPORT_ARGS+=(--conveyor "$k=$json" --load "$k=$(cat "$OUT/conveyor.$safe.load")")
         else
@@ -200,7 +224,7 @@ if rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"; then
 fi
 say "report"
 rc=0
-"$PY" "$HELPER" report --ort "$OUT/ort.json" "${REPORT_ARGS[@]}" --threads "$THREADS" \
+"$PY" "$HELPER" report --ort "$OUT/ort.json" "${REPORT_ARGS[@]}" --threads "$THREADS" ${NICE:+--nice "$NICE"} \
     --md "$OUT/latest.md" --relative-to "$REPO" ${GIT_DESC:+--git "$GIT_DESC"} || rc=$?
 # The report exits 3 when a conveyor JSON could not be read (or a run failed), 1 on its own errors.
 case "$rc" in

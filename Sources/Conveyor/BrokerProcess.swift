@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Spawn
 
 /// A private mosquitto for `conveyor up`: loopback only, persistence on, in
 /// the data folder. Started before the services, stopped after them.
@@ -44,7 +45,7 @@ final class BrokerProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["-c", config]
-        try process.run()
+        try process.runWithDefaultSignals()
         self.process = process
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {

@@ -102,8 +102,12 @@ struct ServiceOptions: ParsableArguments {
         let model = try Model(contentsOf: path)
         let labelsPath = labels ?? Environment.string("CONVEYOR_LABELS") ?? Labels.defaultPath(forModel: path, classes: model.outputCount)
         let names = try labelsPath.map { try Labels(contentsOf: $0, classes: model.outputCount) } ?? Labels.indices(model.outputCount)
+        return Self.describe(model, name: modelName ?? Environment.string("CONVEYOR_MODEL_NAME") ?? model.name, labels: names)
+    }
+
+    /// The description of a model already loaded (by a worker in the same process).
+    static func describe(_ model: Model, name: String, labels: Labels) -> ModelDescription {
         let s = model.inputShape
-        return ModelDescription(name: modelName ?? Environment.string("CONVEYOR_MODEL_NAME") ?? model.name,
-                                inputShape: [s.height, s.width, s.channels], labels: names.names)
+        return ModelDescription(name: name, inputShape: [s.height, s.width, s.channels], labels: labels.names)
     }
 }

@@ -108,13 +108,19 @@ public final class IngressService: Service {
 
     /// Checks the image header, publishes the job and answers 202 with its id.
     private func submit(_ image: Data, topK: Int) async throws -> Response {
+        let size: (width: Int, height: Int)
         do {
-            _ = try decoder.header([UInt8](image))
+            size = try decoder.header([UInt8](image))
         } catch let error {
             switch error {
             case .tooLarge: throw APIError(.contentTooLarge, "\(error)")
             default: throw APIError(.badRequest, "\(error)")
             }
+        }
+        // `header` only reads the size; the pixel limit is ours to apply.
+        if size.width * size.height > configuration.maxPixels {
+            let error = ImageError.tooLarge(width: size.width, height: size.height, limit: configuration.maxPixels)
+            throw APIError(.contentTooLarge, "\(error)")
         }
         let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
         let (payload, properties) = request.jsonMessage()

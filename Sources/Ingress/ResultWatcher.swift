@@ -12,16 +12,13 @@ final class ResultWatcher: @unchecked Sendable {
 
     /// Delivers results from the subscription until it ends.
     func run(_ subscription: MQTTSubscription, logger: Logger) async {
-        do {
-            for try await message in subscription {
-                guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)),
-                      result.status.isTerminal else { continue }
-                let waiting = lock.withLock { waiters.removeValue(forKey: result.jobID) ?? [:] }
-                for continuation in waiting.values { continuation.resume(returning: result) }
-            }
-        } catch {
-            logger.warning("result subscription ended: \(error)")
+        for await message in subscription {
+            guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)),
+                  result.status.isTerminal else { continue }
+            let waiting = lock.withLock { waiters.removeValue(forKey: result.jobID) ?? [:] }
+            for continuation in waiting.values { continuation.resume(returning: result) }
         }
+        logger.debug("result subscription ended")
     }
 
     /// Waits up to `timeout` for job `id`'s terminal result; nil if none came.

@@ -29,6 +29,8 @@ public final class JobQueryClient: @unchecked Sendable {
     private var phase = Phase.idle
     private var pending: [[UInt8]: Slot] = [:]
     private var listener: Task<Void, Never>?
+    /// Counts start()s, so a finished listener only closes its own generation.
+    private var generation = 0
 
     private enum Phase { case idle, started, closed }
 
@@ -59,28 +61,40 @@ public final class JobQueryClient: @unchecked Sendable {
     }
 
     /// Subscribes to the reply topic and starts routing replies. Call once,
-    /// after the MQTT client connected; later calls do nothing.
+    /// after the MQTT client connected; later calls do nothing while the
+    /// subscription lasts. After the client disconnected (which ends the
+    /// subscription and fails pending queries), call it again once the client
+    /// is connected again.
     public func start() async throws {
-        guard lock.withLock({ phase == .idle }) else { return }
+        guard lock.withLock({ phase != .started }) else { return }
         let replies = try await client.subscribe(replyTopic, qos: 1)
-        lock.withLock {
-            guard phase == .idle else { return }
+        let won: Bool = lock.withLock {
+            guard phase != .started else { return false }
             phase = .started
+            generation += 1
+            let current = generation
             listener = Task { [weak self] in
                 for await message in replies {
                     guard let self else { return }
                     self.deliver(message)
                 }
-                self?.closeAll()
+                self?.closeAll(generation: current)
             }
+            return true
         }
+        // A concurrent start() got there first: drop the extra subscription.
+        if !won { await replies.cancel() }
     }
 
     /// Stops routing replies; waiting and later queries fail with
     /// ``JobQueryError/connectionClosed``.
     public func stop() {
-        lock.withLock { listener }?.cancel()
-        closeAll()
+        lock.lock()
+        let task = listener
+        let current = generation
+        lock.unlock()
+        task?.cancel()
+        closeAll(generation: current)
     }
 
     /// The store's record of job `id`, or `nil` if the store does not know it.
@@ -199,9 +213,10 @@ public final class JobQueryClient: @unchecked Sendable {
         }
     }
 
-    /// The reply subscription ended: fails every waiting query.
-    private func closeAll() {
+    /// The reply subscription of `generation` ended: fails every waiting query.
+    private func closeAll(generation: Int) {
         let continuations: [CheckedContinuation<MQTTMessage, any Error>] = lock.withLock {
+            guard generation == self.generation, phase == .started else { return [] }
             phase = .closed
             var waiting: [CheckedContinuation<MQTTMessage, any Error>] = []
             for (key, slot) in pending {

@@ -180,6 +180,9 @@ public struct ResultStoreService: Service {
         properties.contentType = "application/json"
         do {
             try await client.publish(responseTopic, payload: payload, qos: 1, retain: false, properties: properties)
+        } catch is CancellationError {
+            // Stopping while waiting for the PUBACK; the reply has usually gone out already.
+            logger.debug("store query reply interrupted by shutdown", metadata: ["response_topic": "\(responseTopic)"])
         } catch {
             logger.warning("cannot answer store query", metadata: ["response_topic": "\(responseTopic)", "error": "\(error)"])
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -107,7 +108,7 @@ public final class MosquittoBroker: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = output
-        try Self.launch(process)
+        try process.runWithDefaultSignals()
         self.process = process
 
         let deadline = Date().addingTimeInterval(5)
@@ -144,38 +145,6 @@ public final class MosquittoBroker: @unchecked Sendable {
     }
 
     // MARK: Helpers
-
-    /// Runs `process.run()` on a fresh thread with no blocked signals.
-    ///
-    /// `Process` spawns the child with the calling thread's signal mask, and Swift's
-    /// concurrency and test threads block nearly every signal. mosquitto only unblocks the
-    /// signals that were unblocked when it started, so a broker spawned from a test would
-    /// ignore SIGTERM (it stays pending) and only die by SIGKILL.
-    private static func launch(_ process: Process) throws {
-        final class Launch: @unchecked Sendable {
-            let process: Process
-            var error: (any Error)?
-            let done = DispatchSemaphore(value: 0)
-            init(_ process: Process) { self.process = process }
-        }
-        let launch = Launch(process)
-        let thread = Thread {
-            var unblocked = sigset_t()
-            sigemptyset(&unblocked)
-            pthread_sigmask(SIG_SETMASK, &unblocked, nil)
-            do {
-                try launch.process.run()
-            } catch {
-                launch.error = error
-            }
-            launch.done.signal()
-        }
-        thread.start()
-        launch.done.wait()
-        if let error = launch.error {
-            throw error
-        }
-    }
 
     private static func terminate(_ process: Process) {
         guard process.isRunning else { return }

@@ -13,6 +13,10 @@ import ServiceLifecycle
 public final class WorkerService: Service {
     public let configuration: WorkerConfiguration
     public let modelName: String
+    /// The loaded model (shared with nothing else; read-only).
+    public var model: Model { pool.model }
+    /// The class names results carry.
+    public let labels: Labels
     private let pool: InferencePool
     private let client: MQTTClient
     private let logger: Logger
@@ -25,6 +29,7 @@ public final class WorkerService: Service {
         let model = try Model(contentsOf: configuration.modelPath)
         let labelsPath = configuration.labelsPath ?? Labels.defaultPath(forModel: configuration.modelPath, classes: model.outputCount)
         let labels = try labelsPath.map { try Labels(contentsOf: $0, classes: model.outputCount) }
+        self.labels = labels ?? .indices(model.outputCount)
         modelName = configuration.modelName ?? model.name
         let concurrency = max(1, configuration.concurrency)
         Engine.configure(threads: configuration.engineThreads ?? max(1, Engine.cores / concurrency))
@@ -41,17 +46,13 @@ public final class WorkerService: Service {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 var inFlight = 0
-                do {
-                    for try await message in subscription {
-                        if inFlight >= pool.threads {
-                            await group.next()
-                            inFlight -= 1
-                        }
-                        inFlight += 1
-                        group.addTask { await self.handle(message) }
+                for await message in subscription {
+                    if inFlight >= pool.threads {
+                        await group.next()
+                        inFlight -= 1
                     }
-                } catch {
-                    logger.error("request subscription ended: \(error)")
+                    inFlight += 1
+                    group.addTask { await self.handle(message) }
                 }
                 await group.waitForAll()
             }
@@ -78,8 +79,6 @@ public final class WorkerService: Service {
             await publish(result, replyTopic: message.properties.responseTopic, correlation: message.properties.correlationData)
             return
         }
-        let expiry = message.properties.messageExpiryInterval
-        _ = expiry  // the broker drops expired messages itself; the ledger handles the rest
         let startedAt = Clock.nowMillis()
         var running = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .running,
                                 timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt), worker: workerID)

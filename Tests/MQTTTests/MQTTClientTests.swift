@@ -483,7 +483,7 @@ private final class TemporaryDirectory {
 }
 
 /// Just enough of an MQTT 5 broker to send a DISCONNECT: accepts every CONNECT, answers
-/// SUBSCRIBE, PINGREQ and DISCONNECT, and ends its first connection with a DISCONNECT packet.
+/// SUBSCRIBE, UNSUBSCRIBE, PINGREQ and DISCONNECT, and ends its first connection with a DISCONNECT packet.
 private final class FakeV5Broker: @unchecked Sendable {
     let port: Int
     private let listener: Int32
@@ -554,6 +554,8 @@ private final class FakeV5Broker: @unchecked Sendable {
                         send(connection, [0xE0, 0x02, disconnectReason, 0x00])
                         return
                     }
+                case 10:  // UNSUBSCRIBE -> UNSUBACK, success
+                    send(connection, [0xB0, 0x04, body[0], body[1], 0x00, 0x00])
                 case 12:  // PINGREQ -> PINGRESP
                     send(connection, [0xD0, 0x00])
                 case 14:  // DISCONNECT

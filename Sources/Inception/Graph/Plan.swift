@@ -4,7 +4,11 @@
 /// request; nothing is allocated while the graph runs.
 package final class Plan {
     package let batch: Int
+    /// The engine thread count the workspace was sized for (layers split work per thread).
+    package let threads: Int
     package let views: [TensorView]
+    /// Each node's input views, gathered once so running allocates nothing.
+    package let inputViews: [[TensorView]]
     /// Floats in the arena and the workspace.
     package let arenaSize: Int
     package let workspaceSize: Int
@@ -13,6 +17,7 @@ package final class Plan {
 
     package init(graph: Graph, batch: Int) {
         self.batch = batch
+        self.threads = Parallel.threads
         let nodes = graph.nodes
         // The live range of every memory block: from the first node that writes
         // into it to the last node that reads anything stored in it.
@@ -54,10 +59,12 @@ package final class Plan {
         self.arenaSize = arenaSize
         self.arena = arena
         self.workspaceSize = workspaceSize
-        views = nodes.indices.map { i in
+        let views = nodes.indices.map { i in
             let p = graph.placement(of: i)
             return TensorView(base: arena + offsets[p.root]! + p.channelOffset, shape: nodes[i].shape, pixelStride: p.pixelStride)
         }
+        self.views = views
+        inputViews = nodes.map { node in node.inputs.map { views[$0] } }
     }
 
     deinit {

@@ -18,7 +18,10 @@ public final class Session {
         observe: ((String, TensorView) -> Void)? = nil
     ) {
         precondition(batch > 0)
-        if plan?.batch != batch { plan = nil; plan = Plan(graph: graph, batch: batch) }
+        if plan?.batch != batch || plan?.threads != Parallel.threads {
+            plan = nil
+            plan = Plan(graph: graph, batch: batch)
+        }
         let plan = plan!
         let inputIndex = graph.inputs[0]
         let inputView = plan.views[inputIndex]
@@ -27,7 +30,7 @@ public final class Session {
             if case .shared = graph.homes[i] {
                 // Same memory as its input: nothing to compute.
             } else {
-                node.layer.forward(node.inputs.map { plan.views[$0] }, plan.views[i], batch: batch, workspace: plan.workspace)
+                node.layer.forward(plan.inputViews[i], plan.views[i], batch: batch, workspace: plan.workspace)
             }
             observe?(node.name, plan.views[i])
         }

@@ -7,7 +7,9 @@ package struct Conv2D: Layer {
     package let inChannels: Int
     package let outChannels: Int
     /// [kh·kw·in][out], row-major: exactly Keras's kernel layout.
-    package var weights: [Float]
+    package var weights: [Float] { didSet { prepareWinograd() } }
+    /// The Winograd-transformed kernel [16][in][out], for stride-1 3×3 kernels.
+    package private(set) var winograd: [Float]?
     package var bias: [Float]?
     package var activation: Activation
 
@@ -24,6 +26,24 @@ package struct Conv2D: Layer {
         self.weights = weights
         self.bias = bias
         self.activation = activation
+        prepareWinograd()
+    }
+
+    /// Stride-1 3×3 convolutions with enough channels to pay for the transforms.
+    private mutating func prepareWinograd() {
+        guard Winograd.applies(window), inChannels >= 8, outChannels >= 8 else { return }
+        winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
+    }
+
+    /// Tiles of 2×2 output pixels per image, and whether Winograd runs for this batch.
+    private func winogradTiles(_ out: Shape, batch: Int) -> Int? {
+        guard winograd != nil, Winograd.enabled else { return nil }
+        let tiles = batch * ((out.height + 1) / 2) * ((out.width + 1) / 2)
+        return tiles >= 32 * Parallel.threads ? tiles : nil
+    }
+
+    private func winogradBlock(tiles: Int) -> Int {
+        min(256, (tiles + Parallel.threads - 1) / Parallel.threads)
     }
 
     private var isPointwise: Bool {
@@ -67,11 +87,35 @@ package struct Conv2D: Layer {
 
     package func workspaceSize(inputs: [Shape], batch: Int) -> Int {
         guard let out = try? outputShape(for: inputs) else { return 0 }
+        if let tiles = winogradTiles(out, batch: batch) {
+            return Parallel.threads * Winograd.scratch(tiles: winogradBlock(tiles: tiles), inChannels: inChannels, outChannels: outChannels)
+        }
         return split(rows: batch * out.pixels).workspace
     }
 
     package func forward(_ inputs: [TensorView], _ output: TensorView, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let input = inputs[0]
+        if let tiles = winogradTiles(output.shape, batch: batch), let kernel = winograd {
+            let block = winogradBlock(tiles: tiles)
+            let scratch = Winograd.scratch(tiles: block, inChannels: inChannels, outChannels: outChannels)
+            let blocks = (tiles + block - 1) / block
+            let g = window.geometry(input.shape)
+            kernel.withUnsafeBufferPointer { u in
+                withBias { b in
+                    Parallel.forEachThread(min(Parallel.threads, blocks)) { t, count in
+                        var i = t
+                        while i < blocks {
+                            let start = i * block
+                            Winograd.forward(input, output, tiles: start..<min(tiles, start + block),
+                                             kernel: u.baseAddress!, bias: b, activation: activation,
+                                             padTop: g.padTop, padLeft: g.padLeft, scratch: workspace + t * scratch)
+                            i += count
+                        }
+                    }
+                }
+            }
+            return
+        }
         let rows = batch * output.shape.pixels
         let plan = split(rows: rows)
         let threads = Parallel.threads

@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+
+/// compose.yaml and mosquitto.conf are validated by the real tools (there is no
+/// Docker engine on the build machines, only `docker-compose config`).
+final class ComposeFileTests: XCTestCase {
+    private let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    private func run(_ tool: String, _ arguments: [String], in directory: URL) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [tool] + arguments
+        process.currentDirectoryURL = directory
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testComposeFileIsValid() throws {
+        let quiet = try run("docker-compose", ["-f", "compose.yaml", "config", "-q"], in: repo)
+        XCTAssertEqual(quiet.status, 0, "docker-compose config -q: \(quiet.output)")
+        let full = try run("docker-compose", ["-f", "compose.yaml", "config", "--services"], in: repo)
+        XCTAssertEqual(Set(full.output.split(separator: "\n").map(String.init)), ["mosquitto", "store", "worker", "ingress"])
+    }
+
+    func testComposeMountsTheShippedBrokerConfig() throws {
+        let text = try String(contentsOf: repo.appendingPathComponent("compose.yaml"), encoding: .utf8)
+        XCTAssertTrue(text.contains("./mosquitto.conf:/mosquitto/config/mosquitto.conf"))
+    }
+
+    /// mosquitto refuses a config with an unknown or malformed option at start;
+    /// run the shipped file (with its paths moved to a temp folder) for a moment.
+    func testShippedMosquittoConfigStarts() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("conveyor-conf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var text = try String(contentsOf: repo.appendingPathComponent("mosquitto.conf"), encoding: .utf8)
+        let port = 20000 + Int.random(in: 0..<20000)
+        text = text.replacingOccurrences(of: "\nlistener 1883\n", with: "\nlistener \(port) 127.0.0.1\n")
+            .replacingOccurrences(of: "/mosquitto/data/", with: dir.path + "/")
+        if getuid() == 0 { text += "\nuser root\n" }
+        let conf = dir.appendingPathComponent("mosquitto.conf")
+        try text.write(to: conf, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
+        process.arguments = ["-c", conf.path]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = pipe
+        try process.run()
+        Thread.sleep(forTimeInterval: 1)
+        let alive = process.isRunning
+        if alive { process.terminate() }
+        process.waitUntilExit()
+        let log = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(alive, "mosquitto exited with the shipped config: \(log)")
+    }
+}

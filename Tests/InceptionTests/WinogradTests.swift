@@ -1,0 +1,92 @@
+import Foundation
+import Inception
+import XCTest
+
+/// Stride-1 3×3 convolutions take the Winograd F(2×2, 3×3) path; it must
+/// agree with the naive convolution for odd sizes, both paddings, every
+/// activation, channel slices and any thread count.
+final class WinogradTests: XCTestCase {
+    override func tearDown() {
+        Parallel.threads = 1
+        super.tearDown()
+    }
+
+    private struct Generator {
+        var state: UInt64
+        mutating func next() -> Float {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Float(Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)) * 2 - 1
+        }
+    }
+
+    private func run(batch: Int, height: Int, width: Int, cin: Int, cout: Int, padding: Padding,
+                     activation: Activation, threads: Int, outputStride extra: Int = 0, seed: UInt64) throws {
+        Parallel.threads = threads
+        var g = Generator(state: seed)
+        let x = NaiveTensor(batch: batch, height: height, width: width, channels: cin,
+                            values: (0..<(batch * height * width * cin)).map { _ in g.next() })
+        let kernel = (0..<(9 * cin * cout)).map { _ in g.next() * 0.3 }
+        let bias = (0..<cout).map { _ in g.next() }
+        let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: padding)
+        let conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
+        XCTAssertNotNil(conv.winograd)
+        let expected = Naive.conv2d(x, kernel: kernel, kh: 3, kw: 3, outChannels: cout, bias: bias, same: padding == .same,
+                                    activation: activation)
+        let outShape = try conv.outputShape(for: [Shape(height: height, width: width, channels: cin)])
+        let stride = cout + extra
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: x.values.count)
+        defer { input.deallocate() }
+        x.values.withUnsafeBufferPointer { input.update(from: $0.baseAddress!, count: x.values.count) }
+        let outCount = batch * outShape.pixels * stride
+        let output = UnsafeMutablePointer<Float>.allocate(capacity: outCount)
+        defer { output.deallocate() }
+        output.initialize(repeating: .nan, count: outCount)
+        let ws = conv.workspaceSize(inputs: [x.shape], batch: batch)
+        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: max(ws, 1))
+        defer { workspace.deallocate() }
+        conv.forward([TensorView(base: input, shape: x.shape)], TensorView(base: output, shape: outShape, pixelStride: stride),
+                     batch: batch, workspace: workspace)
+        var worst: Float = 0
+        for p in 0..<(batch * outShape.pixels) {
+            for o in 0..<cout {
+                let got = output[p * stride + o], want = expected.values[p * cout + o]
+                worst = max(worst, abs(got - want) / max(1, abs(want)))
+            }
+            for o in cout..<stride { XCTAssertTrue(output[p * stride + o].isNaN, "wrote outside its channel slice") }
+        }
+        XCTAssertLessThan(worst, 1e-4, "\(batch)×\(height)×\(width)×\(cin)→\(cout) \(padding) \(activation) threads \(threads)")
+    }
+
+    func testMatchesTheNaiveConvolution() throws {
+        var seed: UInt64 = 1
+        for (h, w) in [(9, 7), (16, 16), (13, 11), (35, 35)] {
+            for padding in [Padding.same, .valid] {
+                for activation in [Activation.linear, .relu, .relu6] {
+                    for threads in [1, 2, 3] {
+                        seed += 1
+                        try run(batch: 2, height: h, width: w, cin: 13, cout: 17, padding: padding,
+                                activation: activation, threads: threads, seed: seed)
+                    }
+                }
+            }
+        }
+    }
+
+    func testWritesIntoAChannelSlice() throws {
+        try run(batch: 3, height: 21, width: 19, cin: 32, cout: 24, padding: .same, activation: .relu, threads: 2,
+                outputStride: 11, seed: 99)
+    }
+
+    func testBatchNormFoldingRecomputesTheTransformedKernel() throws {
+        let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: .same)
+        var conv = Conv2D(window: window, inChannels: 8, outChannels: 8,
+                          weights: Array(repeating: 1, count: 9 * 64), bias: nil, activation: .linear)
+        let before = conv.winograd
+        for i in conv.weights.indices { conv.weights[i] *= 2 }
+        XCTAssertNotEqual(conv.winograd, before)
+        XCTAssertEqual(conv.winograd, Winograd.transformKernel(conv.weights, inChannels: 8, outChannels: 8))
+    }
+}

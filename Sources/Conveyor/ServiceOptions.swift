@@ -45,6 +45,12 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "Hours finished jobs are kept (env CONVEYOR_RETENTION_HOURS; default 24).")
     var retentionHours: Double?
 
+    @Option(help: "Seconds a job may go without a result before the store publishes its request again (env CONVEYOR_LEASE_SECONDS; default 60).")
+    var leaseSeconds: Double?
+
+    @Option(help: "Deliveries after which a job with no result ends failed (env CONVEYOR_MAX_DELIVERIES; default 3).")
+    var maxDeliveries: Int?
+
     @Option(help: "OpenBLAS kernel (see `conveyor bench --help`; env CONVEYOR_BLAS_KERNEL).")
     var blasKernel: String?
 
@@ -82,6 +88,10 @@ struct ServiceOptions: ParsableArguments {
         if let hours = retentionHours ?? Environment.double("CONVEYOR_RETENTION_HOURS") {
             config.retention = .seconds(hours * 3600)
         }
+        if let seconds = leaseSeconds ?? Environment.double("CONVEYOR_LEASE_SECONDS") {
+            config.lease = .milliseconds(Int(seconds * 1000))
+        }
+        config.maxDeliveries = maxDeliveries ?? Environment.int("CONVEYOR_MAX_DELIVERIES") ?? config.maxDeliveries
         return config
     }
 

@@ -138,15 +138,24 @@ public final class IngressService: Service {
 
     private func job(_ id: String, wait: Double) async throws -> Response {
         guard JobID.isValid(id) else { throw APIError(.notFound, "no job \(id)") }
-        var record = try await lookup(id)
-        if wait > 0, record.map({ !$0.status.isTerminal }) ?? true {
-            if let result = await watcher.wait(for: id, timeout: .milliseconds(Int(wait * 1000))) {
-                record = result
-            } else {
-                record = try await lookup(id)
-            }
-            // The store may record the result a moment after it was published.
-            if let r = record, !r.status.isTerminal, let again = try await lookup(id) { record = again }
+        guard wait > 0 else {
+            guard let record = try await lookup(id) else { throw APIError(.notFound, "no job \(id)") }
+            return JSONBody.response([id: Self.bookShape(record)])
+        }
+        // Listen first, then ask the store: a result published in between is not missed.
+        let token = watcher.register(id)
+        let stored: JobResult?
+        do { stored = try await lookup(id) } catch {
+            watcher.unregister(id, token)
+            throw error
+        }
+        var record = stored
+        if let r = stored, r.status.isTerminal {
+            watcher.unregister(id, token)
+        } else if let result = await watcher.wait(id, token, timeout: .milliseconds(Int(wait * 1000))) {
+            record = result
+        } else {
+            record = try await lookup(id)
         }
         guard let record else { throw APIError(.notFound, "no job \(id)") }
         return JSONBody.response([id: Self.bookShape(record)])
@@ -178,6 +187,7 @@ public final class IngressService: Service {
             "timings": timings,
         ]
         if let v = r.version { shape["version"] = v }
+        if let w = r.worker { shape["worker"] = w }
         if let e = r.error { shape["error"] = e }
         return shape
     }

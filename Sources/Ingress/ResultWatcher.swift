@@ -4,37 +4,86 @@ import Logging
 import MQTT
 
 /// Wakes long-polling requests when their job's result is published: one
-/// subscription to every result topic, and a list of waiters per job id.
+/// subscription to every result topic, and a mailbox per waiting request.
+/// A request registers before it asks the store, so a result published in
+/// between is kept for it rather than missed.
 final class ResultWatcher: @unchecked Sendable {
-    // Sendable: `waiters` is only touched under `lock`.
+    // Sendable: `mailboxes` is only touched under `lock`.
+    private enum Mailbox {
+        case empty
+        case waiting(CheckedContinuation<JobResult?, Never>)
+        case delivered(JobResult)
+    }
+
     private let lock = NSLock()
-    private var waiters: [String: [UUID: CheckedContinuation<JobResult?, Never>]] = [:]
+    private var mailboxes: [String: [UUID: Mailbox]] = [:]
 
     /// Delivers results from the subscription until it ends.
     func run(_ subscription: MQTTSubscription, logger: Logger) async {
         for await message in subscription {
             guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)),
                   result.status.isTerminal else { continue }
-            let waiting = lock.withLock { waiters.removeValue(forKey: result.jobID) ?? [:] }
-            for continuation in waiting.values { continuation.resume(returning: result) }
+            let waiting: [CheckedContinuation<JobResult?, Never>] = lock.withLock {
+                guard let boxes = mailboxes[result.jobID] else { return [] }
+                var wake: [CheckedContinuation<JobResult?, Never>] = []
+                for (token, box) in boxes {
+                    switch box {
+                    case .waiting(let continuation):
+                        wake.append(continuation)
+                        mailboxes[result.jobID]?[token] = nil
+                    case .empty:
+                        mailboxes[result.jobID]?[token] = .delivered(result)
+                    case .delivered:
+                        break
+                    }
+                }
+                if mailboxes[result.jobID]?.isEmpty == true { mailboxes[result.jobID] = nil }
+                return wake
+            }
+            for continuation in waiting { continuation.resume(returning: result) }
         }
         logger.debug("result subscription ended")
     }
 
-    /// Waits up to `timeout` for job `id`'s terminal result; nil if none came.
-    func wait(for id: String, timeout: Duration) async -> JobResult? {
+    /// Starts collecting job `id`'s result for a later `wait`.
+    func register(_ id: String) -> UUID {
         let token = UUID()
-        return await withCheckedContinuation { continuation in
-            lock.lock()
-            waiters[id, default: [:]][token] = continuation
-            lock.unlock()
+        lock.withLock { mailboxes[id, default: [:]][token] = .empty }
+        return token
+    }
+
+    /// Stops collecting for a registration that will not wait.
+    func unregister(_ id: String, _ token: UUID) {
+        lock.withLock {
+            mailboxes[id]?[token] = nil
+            if mailboxes[id]?.isEmpty == true { mailboxes[id] = nil }
+        }
+    }
+
+    /// Waits up to `timeout` for the terminal result of a registered job; nil if none came.
+    func wait(_ id: String, _ token: UUID, timeout: Duration) async -> JobResult? {
+        await withCheckedContinuation { continuation in
+            let ready: JobResult? = lock.withLock {
+                if case .delivered(let result) = mailboxes[id]?[token] {
+                    mailboxes[id]?[token] = nil
+                    if mailboxes[id]?.isEmpty == true { mailboxes[id] = nil }
+                    return result
+                }
+                mailboxes[id, default: [:]][token] = .waiting(continuation)
+                return nil
+            }
+            if let ready {
+                continuation.resume(returning: ready)
+                return
+            }
             // Registered before the timer starts, so a short timeout cannot miss it.
             Task {
                 try? await Task.sleep(for: timeout)
-                let pending = self.lock.withLock {
-                    let pending = self.waiters[id]?.removeValue(forKey: token)
-                    if self.waiters[id]?.isEmpty == true { self.waiters[id] = nil }
-                    return pending
+                let pending: CheckedContinuation<JobResult?, Never>? = self.lock.withLock {
+                    guard case .waiting(let c) = self.mailboxes[id]?[token] else { return nil }
+                    self.mailboxes[id]?[token] = nil
+                    if self.mailboxes[id]?.isEmpty == true { self.mailboxes[id] = nil }
+                    return c
                 }
                 pending?.resume(returning: nil)
             }

@@ -71,6 +71,20 @@ public final class JobDatabase: Sendable {
             // Retention purges and counts scan by status and finish time.
             try db.execute(sql: "CREATE INDEX jobs_status_finished_at ON jobs (status, finished_at)")
         }
+        migrator.registerMigration("v2: pending requests") { db in
+            // The queue of record: every accepted request until its job ends,
+            // with the time by which a result is due (its lease).
+            try db.execute(sql: """
+                CREATE TABLE pending (
+                    id          TEXT PRIMARY KEY NOT NULL,
+                    model       TEXT NOT NULL,
+                    payload     BLOB NOT NULL,
+                    deliveries  INTEGER NOT NULL DEFAULT 1,
+                    lease_until INTEGER NOT NULL
+                )
+                """)
+            try db.execute(sql: "CREATE INDEX pending_lease_until ON pending (lease_until)")
+        }
         return migrator
     }
 
@@ -81,9 +95,15 @@ public final class JobDatabase: Sendable {
     /// its status; only its missing model, version and `queued_at` are filled
     /// in. Returns whether a new row was created.
     @discardableResult
-    public func recordRequest(_ request: JobRequest) async throws -> Bool {
+    public func recordRequest(_ request: JobRequest, leaseUntil: Int64? = nil) async throws -> Bool {
         let now = Clock.nowMillis()
         return try await pool.write { db in
+            if let leaseUntil, try Self.fetch(db, request.jobID)?.status.isTerminal != true {
+                // Kept (with its image) until the job ends, so it can be delivered again.
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO pending (id, model, payload, lease_until) VALUES (?, ?, ?, ?)",
+                    arguments: [request.jobID, request.model, request.jsonPayload(), leaseUntil])
+            }
             if var record = try Self.fetch(db, request.jobID) {
                 let before = record
                 if record.model.isEmpty { record.model = request.model }
@@ -110,9 +130,13 @@ public final class JobDatabase: Sendable {
     /// one, and the row is created if the ledger entry was missed.
     @discardableResult
     public func recordRunning(jobID: String, startedAt: Int64, worker: String?,
-                              model: String? = nil, version: Int? = nil) async throws -> Bool {
+                              model: String? = nil, version: Int? = nil, leaseUntil: Int64? = nil) async throws -> Bool {
         let now = Clock.nowMillis()
         return try await pool.write { db in
+            if let leaseUntil {
+                try db.execute(sql: "UPDATE pending SET lease_until = MAX(lease_until, ?) WHERE id = ?",
+                               arguments: [leaseUntil, jobID])
+            }
             var record = try Self.fetch(db, jobID)
                 ?? JobRecord(id: jobID, model: model ?? "", version: version, status: .queued, updatedAt: now)
             guard !record.status.isTerminal else { return false }
@@ -160,6 +184,7 @@ public final class JobDatabase: Sendable {
         }
         let now = Clock.nowMillis()
         return try await pool.write { db in
+            try db.execute(sql: "DELETE FROM pending WHERE id = ?", arguments: [result.jobID])
             let existing = try Self.fetch(db, result.jobID)
             if let existing, existing.status.isTerminal { return false }
             var record = existing ?? JobRecord(id: result.jobID, status: result.status, updatedAt: now)
@@ -247,6 +272,40 @@ public final class JobDatabase: Sendable {
     /// when the last reference goes.
     public func close() throws {
         try pool.close()
+    }
+
+    // MARK: - Redelivery
+
+    /// A request whose result is overdue.
+    public struct OverdueRequest: Sendable, Equatable {
+        public var id: String
+        public var model: String
+        public var payload: [UInt8]
+        /// How often it has been delivered so far.
+        public var deliveries: Int
+    }
+
+    /// Requests whose lease ran out before `now`, oldest first.
+    public func overdue(now: Int64, limit: Int = 100) async throws -> [OverdueRequest] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM pending WHERE lease_until < ? ORDER BY lease_until LIMIT ?",
+                             arguments: [now, limit]).map {
+                OverdueRequest(id: $0["id"], model: $0["model"], payload: [UInt8]($0["payload"] as Data), deliveries: $0["deliveries"])
+            }
+        }
+    }
+
+    /// Notes one more delivery of a pending request, due by `leaseUntil`.
+    public func redelivered(_ id: String, leaseUntil: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE pending SET deliveries = deliveries + 1, lease_until = ? WHERE id = ?",
+                           arguments: [leaseUntil, id])
+        }
+    }
+
+    /// Requests still waiting for a result.
+    public func pendingCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pending") ?? 0 }
     }
 
     // MARK: - Rows

@@ -12,6 +12,14 @@ public struct ResultStoreConfiguration: Sendable {
     /// The broker to connect to. The store always speaks MQTT v5 (it needs
     /// response topics and correlation data); `protocolVersion` is overridden.
     public var broker: MQTTConfiguration
+    /// How long a job may go without a result before its request is
+    /// published again (from when it was accepted, or from when a worker last
+    /// started it). Default 60 s.
+    public var lease: Duration = .seconds(60)
+    /// Deliveries after which a job with no result ends `failed`. Default 3.
+    public var maxDeliveries = 3
+    /// How often overdue jobs are looked for. Default 1 s.
+    public var redeliveryInterval: Duration = .seconds(1)
 
     /// The broker used when none is given: `127.0.0.1:1883`, MQTT v5, client
     /// id `conveyor-result-store`.

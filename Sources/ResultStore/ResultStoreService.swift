@@ -58,7 +58,10 @@ public struct ResultStoreService: Service {
             let events = try await client.subscribe(Topics.allEvents, qos: 1)
             let queries = try await client.subscribe(Topics.storeQuery, qos: 1)
             logger.info("result store running", metadata: ["database": "\(database.path)"])
-            try await cancelWhenGracefulShutdown { [self] in
+            let subscriptions = [requests, results, events, queries]
+            // On graceful shutdown the subscriptions end: what they already
+            // received is still recorded (it was acknowledged to the broker).
+            try await withGracefulShutdownHandler { [self] in
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
                         for await message in requests { await self.handleRequest(message) }
@@ -81,8 +84,11 @@ public struct ResultStoreService: Service {
                         }
                         try Self.checkEnded(Topics.storeQuery)
                     }
-                    group.addTask { await self.purgeLoop() }
+                    group.addTask { try? await cancelWhenGracefulShutdown { await self.purgeLoop() } }
+                    group.addTask { try? await cancelWhenGracefulShutdown { await self.redeliveryLoop(client: client) } }
                 }
+            } onGracefulShutdown: {
+                Task { for subscription in subscriptions { await subscription.cancel() } }
             }
         } catch {
             logger.error("result store failed", metadata: ["error": "\(error)"])
@@ -95,7 +101,51 @@ public struct ResultStoreService: Service {
 
     /// A subscription's loop ended: fine while stopping, an error otherwise.
     private static func checkEnded(_ filter: String) throws {
-        if !Task.isCancelled { throw ResultStoreError.subscriptionEnded(filter: filter) }
+        if !Task.isCancelled && !Task.isShuttingDownGracefully { throw ResultStoreError.subscriptionEnded(filter: filter) }
+    }
+
+    private func leaseEnd(from start: Int64) -> Int64 {
+        let c = configuration.lease.components
+        return start + c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// The ledger's promise: a job with no result by the end of its lease is
+    /// published again; after `maxDeliveries` it ends `failed` (and that
+    /// result is published like a worker's).
+    func redeliveryLoop(client: MQTTClient) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.redeliveryInterval)
+            await redeliverOverdue(client: client)
+        }
+    }
+
+    func redeliverOverdue(client: MQTTClient) async {
+        let now = Clock.nowMillis()
+        let overdue: [JobDatabase.OverdueRequest]
+        do { overdue = try await database.overdue(now: now) } catch {
+            logger.error("ledger: cannot read overdue requests", metadata: ["error": "\(error)"])
+            return
+        }
+        for job in overdue {
+            do {
+                if job.deliveries >= configuration.maxDeliveries {
+                    let result = JobResult(jobID: job.id, model: job.model, status: .failed,
+                                           timings: JobTimings(finishedAt: now),
+                                           error: "no result after \(job.deliveries) deliveries", worker: nil)
+                    try await database.recordResult(result)
+                    try await client.publish(Topics.result(job: job.id), payload: [UInt8](result.jsonPayload()), qos: 1)
+                    logger.warning("ledger: job failed after \(job.deliveries) deliveries", metadata: ["job_id": "\(job.id)"])
+                } else {
+                    try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
+                    var properties = MQTTProperties()
+                    properties.contentType = "application/json"
+                    try await client.publish(Topics.requests(model: job.model), payload: job.payload, qos: 1, properties: properties)
+                    logger.notice("ledger: delivered again (delivery \(job.deliveries + 1))", metadata: ["job_id": "\(job.id)"])
+                }
+            } catch {
+                logger.error("ledger: cannot redeliver", metadata: ["job_id": "\(job.id)", "error": "\(error)"])
+            }
+        }
     }
 
     // MARK: - Handlers
@@ -120,7 +170,7 @@ public struct ResultStoreService: Service {
             return
         }
         do {
-            try await database.recordRequest(request)
+            try await database.recordRequest(request, leaseUntil: leaseEnd(from: Clock.nowMillis()))
         } catch {
             logger.error("ledger: cannot record request", metadata: ["job_id": "\(request.jobID)", "error": "\(error)"])
         }
@@ -146,9 +196,10 @@ public struct ResultStoreService: Service {
             return
         }
         do {
-            try await database.recordRunning(jobID: event.jobID, startedAt: event.timings.startedAt ?? Clock.nowMillis(),
+            let startedAt = event.timings.startedAt ?? Clock.nowMillis()
+            try await database.recordRunning(jobID: event.jobID, startedAt: startedAt,
                                              worker: event.worker, model: event.model.isEmpty ? nil : event.model,
-                                             version: event.version)
+                                             version: event.version, leaseUntil: leaseEnd(from: Clock.nowMillis()))
         } catch {
             logger.error("cannot record running event", metadata: ["job_id": "\(event.jobID)", "error": "\(error)"])
         }

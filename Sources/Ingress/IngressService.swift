@@ -123,7 +123,8 @@ public final class IngressService: Service {
             throw APIError(.contentTooLarge, "\(error)")
         }
         let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
-        let (payload, properties) = request.jsonMessage()
+        // The binary form: the JPEG as payload, no base64 on the MQTT hop.
+        let (payload, properties) = request.binaryMessage()
         do {
             try await client.publish(Topics.requests(model: configuration.modelName), payload: payload, qos: 1, properties: properties)
         } catch {

@@ -16,19 +16,25 @@ public enum JSONCoding {
 }
 
 /// Standard base64, tolerating the line breaks and spaces that `base64` and
-/// other tools insert, and missing padding.
+/// other tools insert, the URL-safe alphabet, and missing padding. Works on
+/// the UTF-8 bytes (images are hundreds of kilobytes of text).
 public enum Base64 {
     public static func decode(_ text: String) -> Data? {
-        var cleaned = text.filter { !$0.isWhitespace }
-        guard !cleaned.isEmpty else { return nil }
-        // URL-safe alphabet (TF Serving clients send it) maps onto the standard one.
-        if cleaned.contains("-") || cleaned.contains("_") {
-            cleaned = cleaned.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(text.utf8.count + 3)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): continue
+            case UInt8(ascii: "-"): bytes.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): bytes.append(UInt8(ascii: "/"))
+            default: bytes.append(byte)
+            }
         }
-        let remainder = cleaned.count % 4
+        guard !bytes.isEmpty else { return nil }
+        let remainder = bytes.count % 4
         if remainder == 1 { return nil }
-        if remainder > 0 { cleaned += String(repeating: "=", count: 4 - remainder) }
-        return Data(base64Encoded: cleaned)
+        if remainder > 0 { bytes.append(contentsOf: repeatElement(UInt8(ascii: "="), count: 4 - remainder)) }
+        return Data(base64Encoded: Data(bytes))
     }
 }
 

@@ -6,8 +6,17 @@ import XCTest
 /// agree with the naive convolution for odd sizes, both paddings, every
 /// activation, channel slices and any thread count.
 final class WinogradTests: XCTestCase {
+    private var wasEnabled = false
+
+    override func setUp() {
+        super.setUp()
+        wasEnabled = Winograd.enabled
+        Winograd.enabled = true
+    }
+
     override func tearDown() {
         Parallel.threads = 1
+        Winograd.enabled = wasEnabled
         super.tearDown()
     }
 
@@ -33,6 +42,9 @@ final class WinogradTests: XCTestCase {
         let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: padding)
         let conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
         XCTAssertNotNil(conv.winograd)
+        XCTAssertGreaterThan(conv.workspaceSize(inputs: [x.shape], batch: batch),
+                             Winograd.scratch(tiles: 1, inChannels: cin, outChannels: cout) - 1,
+                             "the Winograd path should be taken")
         let expected = Naive.conv2d(x, kernel: kernel, kh: 3, kw: 3, outChannels: cout, bias: bias, same: padding == .same,
                                     activation: activation)
         let outShape = try conv.outputShape(for: [Shape(height: height, width: width, channels: cin)])

@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "MQTT"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestBroker"]),
         .testTarget(name: "DeploymentTests"),
-        .testTarget(name: "PipelineTests", dependencies: ["Jobs", "MQTT", "TestBroker", "Inception"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Jobs", "MQTT", "TestBroker", "Inception", "Spawn"]),
         .testTarget(
             name: "ResultStoreTests",
             dependencies: [

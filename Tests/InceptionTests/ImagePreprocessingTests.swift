@@ -594,19 +594,6 @@ final class ImagePreprocessingTests: XCTestCase {
     }
 }
 
-/// Deterministic random numbers for reproducible tests.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A minimal baseline JPEG writer for test images made of flat 8×8 blocks, so that the
 /// decoded values are known exactly: every block holds only a DC coefficient, with
 /// quantizer 8, and libjpeg's accurate integer IDCT turns DC = v - 128 into exactly v.

@@ -583,25 +583,10 @@ final class LayerTests: XCTestCase {
 
 // MARK: - Random data
 
-/// SplitMix64 (Steele, Lea & Flood): tiny, fixed-seed, same on every platform.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
+extension SplitMix64 {
+    fileprivate mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in float() } }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-
-    mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in float() } }
-
-    mutating func tensor(batch: Int, height: Int, width: Int, channels: Int) -> NaiveTensor {
+    fileprivate mutating func tensor(batch: Int, height: Int, width: Int, channels: Int) -> NaiveTensor {
         NaiveTensor(batch: batch, height: height, width: width, channels: channels,
                     values: floats(batch * height * width * channels))
     }

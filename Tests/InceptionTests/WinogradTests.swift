@@ -20,25 +20,14 @@ final class WinogradTests: XCTestCase {
         super.tearDown()
     }
 
-    private struct Generator {
-        var state: UInt64
-        mutating func next() -> Float {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Float(Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)) * 2 - 1
-        }
-    }
-
     private func run(batch: Int, height: Int, width: Int, cin: Int, cout: Int, padding: Padding,
                      activation: Activation, threads: Int, outputStride extra: Int = 0, seed: UInt64) throws {
         Parallel.threads = threads
-        var g = Generator(state: seed)
+        var g = SplitMix64(seed: seed)
         let x = NaiveTensor(batch: batch, height: height, width: width, channels: cin,
-                            values: (0..<(batch * height * width * cin)).map { _ in g.next() })
-        let kernel = (0..<(9 * cin * cout)).map { _ in g.next() * 0.3 }
-        let bias = (0..<cout).map { _ in g.next() }
+                            values: (0..<(batch * height * width * cin)).map { _ in g.float() })
+        let kernel = (0..<(9 * cin * cout)).map { _ in g.float() * 0.3 }
+        let bias = (0..<cout).map { _ in g.float() }
         let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: padding)
         let conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
         XCTAssertNotNil(conv.winograd)

@@ -18,22 +18,6 @@ package enum BLAS {
             1, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
 
-    /// Same as `sgemm`, with B transposed: C = A · Bᵀ, where B is n×k.
-    @inline(__always)
-    package static func sgemmTransposedB(
-        m: Int, n: Int, k: Int,
-        a: UnsafePointer<Float>, lda: Int,
-        b: UnsafePointer<Float>, ldb: Int,
-        c: UnsafeMutablePointer<Float>, ldc: Int,
-        beta: Float = 0
-    ) {
-        guard m > 0, n > 0, k > 0 else { return }
-        cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans,
-            blasint(m), blasint(n), blasint(k),
-            1, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
-    }
-
     /// Threads OpenBLAS uses for one call.
     package static var threads: Int {
         get { Int(openblas_get_num_threads()) }

@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -69,7 +70,7 @@ final class ServiceProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = output
-        try Self.launch(process)
+        try process.runWithDefaultSignals()
         self.process = process
         ProcessRegistry.shared.add(process.processIdentifier)
     }
@@ -156,31 +157,6 @@ final class ServiceProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning, Date() < deadline { usleep(20_000) }
         return !process.isRunning
-    }
-
-    /// Runs `process.run()` on a fresh thread with no blocked signals. `Process` spawns the
-    /// child with the calling thread's signal mask, and test and concurrency threads block
-    /// most signals; a child that inherits a blocked SIGTERM never sees it, so the graceful
-    /// shutdown under test would never run. (The same trick as `MosquittoBroker`.)
-    private static func launch(_ process: Process) throws {
-        final class Launch: @unchecked Sendable {
-            // Written by the launching thread before `done` is signalled, read after.
-            let process: Process
-            var error: (any Error)?
-            let done = DispatchSemaphore(value: 0)
-            init(_ process: Process) { self.process = process }
-        }
-        let launch = Launch(process)
-        let thread = Thread {
-            var unblocked = sigset_t()
-            sigemptyset(&unblocked)
-            pthread_sigmask(SIG_SETMASK, &unblocked, nil)
-            do { try launch.process.run() } catch { launch.error = error }
-            launch.done.signal()
-        }
-        thread.start()
-        launch.done.wait()
-        if let error = launch.error { throw error }
     }
 }
 

@@ -79,46 +79,32 @@ package enum Winograd {
         let zeros = m + 16 * n * cout        // a zero pixel, read where a tile hangs over the edge
         zeros.update(repeating: 0, count: cin)
 
-        // Input transform V = Bᵀ·d·B, Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]].
+        // Input transform V = Bᵀ·d·B, Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]],
+        // 16 channels at a time.
         withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { d in
-        for (j, tile) in tiles.enumerated() {
-            let b = tile / tilesPerImage, r = tile % tilesPerImage
-            let y0 = (r / tilesW) * 2 - padTop, x0 = (r % tilesW) * 2 - padLeft
-            for i in 0..<4 {
-                let y = y0 + i
-                for k in 0..<4 {
-                    let x = x0 + k
-                    d[i * 4 + k] = y >= 0 && y < inH && x >= 0 && x < inW ? UnsafePointer(input.pixel(b, y, x)) : UnsafePointer(zeros)
-                }
-            }
-            do {
-                let p = d
-                let dst = v + j * cin
-                let stride = n * cin
-                for c in 0..<cin {
-                    // rows: t_i = Bᵀ row i applied to d (over rows), per column k
-                    var t = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0),
-                             Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-                    withUnsafeMutableBytes(of: &t) { raw in
-                        let tt = raw.baseAddress!.assumingMemoryBound(to: Float.self)
-                        for k in 0..<4 {
-                            let d0 = p[k][c], d1 = p[4 + k][c], d2 = p[8 + k][c], d3 = p[12 + k][c]
-                            tt[k] = d0 - d2
-                            tt[4 + k] = d1 + d2
-                            tt[8 + k] = d2 - d1
-                            tt[12 + k] = d1 - d3
-                        }
-                        for i in 0..<4 {
-                            let a0 = tt[i * 4], a1 = tt[i * 4 + 1], a2 = tt[i * 4 + 2], a3 = tt[i * 4 + 3]
-                            dst[(i * 4) * stride + c] = a0 - a2
-                            dst[(i * 4 + 1) * stride + c] = a1 + a2
-                            dst[(i * 4 + 2) * stride + c] = a2 - a1
-                            dst[(i * 4 + 3) * stride + c] = a1 - a3
-                        }
+            let stride = n * cin
+            for (j, tile) in tiles.enumerated() {
+                let b = tile / tilesPerImage, r = tile % tilesPerImage
+                let y0 = (r / tilesW) * 2 - padTop, x0 = (r % tilesW) * 2 - padLeft
+                for i in 0..<4 {
+                    let y = y0 + i
+                    for k in 0..<4 {
+                        let x = x0 + k
+                        d[i * 4 + k] = y >= 0 && y < inH && x >= 0 && x < inW ? UnsafePointer(input.pixel(b, y, x)) : UnsafePointer(zeros)
                     }
                 }
+                let dst = v + j * cin
+                var c = 0
+                while c + 16 <= cin {
+                    transformInput(SIMD16<Float>.self, d, c, dst, stride)
+                    c += 16
+                }
+                while c < cin {
+                    let lanes = min(4, cin - c)
+                    transformInput(SIMD4<Float>.self, d, c, dst, stride, lanes: lanes)
+                    c += lanes
+                }
             }
-        }
         }
 
         for xi in 0..<16 {
@@ -128,46 +114,112 @@ package enum Winograd {
                        c: m + xi * n * cout, ldc: cout)
         }
 
-        // Output transform Y = Aᵀ·M·A, Aᵀ = [[1,1,1,0],[0,1,−1,−1]], then bias and activation.
+        // Output transform Y = Aᵀ·M·A, Aᵀ = [[1,1,1,0],[0,1,−1,−1]], then bias and
+        // activation, 16 channels at a time.
         let stride = n * cout
         for (j, tile) in tiles.enumerated() {
             let b = tile / tilesPerImage, r = tile % tilesPerImage
             let oy = (r / tilesW) * 2, ox = (r % tilesW) * 2
-            let src = m + j * cout
-            let p00 = output.pixel(b, oy, ox)
-            let hasRight = ox + 1 < outW, hasBelow = oy + 1 < outH
-            for o in 0..<cout {
-                var s = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-                // s (2×4) = Aᵀ·M
-                for k in 0..<4 {
-                    let m0 = src[k * stride + o], m1 = src[(4 + k) * stride + o]
-                    let m2 = src[(8 + k) * stride + o], m3 = src[(12 + k) * stride + o]
-                    let top = m0 + m1 + m2, bottom = m1 - m2 - m3
-                    switch k {
-                    case 0: s.0 = top; s.4 = bottom
-                    case 1: s.1 = top; s.5 = bottom
-                    case 2: s.2 = top; s.6 = bottom
-                    default: s.3 = top; s.7 = bottom
-                    }
-                }
-                let add = bias?[o] ?? 0
-                var y00 = s.0 + s.1 + s.2 + add, y01 = s.1 - s.2 - s.3 + add
-                var y10 = s.4 + s.5 + s.6 + add, y11 = s.5 - s.6 - s.7 + add
-                switch activation {
-                case .linear: break
-                case .relu: y00 = max(y00, 0); y01 = max(y01, 0); y10 = max(y10, 0); y11 = max(y11, 0)
-                case .relu6:
-                    y00 = min(max(y00, 0), 6); y01 = min(max(y01, 0), 6)
-                    y10 = min(max(y10, 0), 6); y11 = min(max(y11, 0), 6)
-                }
-                p00[o] = y00
-                if hasRight { p00[output.pixelStride + o] = y01 }
-                if hasBelow {
-                    let below = p00 + outW * output.pixelStride
-                    below[o] = y10
-                    if hasRight { below[output.pixelStride + o] = y11 }
-                }
+            let out = Tile(origin: output.pixel(b, oy, ox), pixelStride: output.pixelStride, rowStride: outW * output.pixelStride,
+                           hasRight: ox + 1 < outW, hasBelow: oy + 1 < outH)
+            let src = UnsafePointer(m + j * cout)
+            var o = 0
+            while o + 16 <= cout {
+                transformOutput(SIMD16<Float>.self, src, o, stride, bias, activation, out)
+                o += 16
             }
+            while o < cout {
+                let lanes = min(4, cout - o)
+                transformOutput(SIMD4<Float>.self, src, o, stride, bias, activation, out, lanes: lanes)
+                o += lanes
+            }
+        }
+    }
+
+    /// Where a 2×2 output tile goes.
+    private struct Tile {
+        var origin: UnsafeMutablePointer<Float>
+        var pixelStride: Int
+        var rowStride: Int
+        var hasRight: Bool
+        var hasBelow: Bool
+    }
+
+    /// Loads `lanes` floats (all of V's lanes unless fewer are left; the rest are zero).
+    @inline(__always)
+    private static func load<V: SIMD>(_: V.Type, _ p: UnsafePointer<Float>, _ lanes: Int) -> V where V.Scalar == Float {
+        if lanes == V.scalarCount { return UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+        var v = V()
+        for i in 0..<lanes { v[i] = p[i] }
+        return v
+    }
+
+    /// Stores the first `lanes` lanes.
+    @inline(__always)
+    private static func store<V: SIMD>(_ value: V, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) where V.Scalar == Float {
+        if lanes == V.scalarCount {
+            UnsafeMutableRawPointer(p).storeBytes(of: value, as: V.self)
+            return
+        }
+        for i in 0..<lanes { p[i] = value[i] }
+    }
+
+    /// V = Bᵀ·d·B for `V.scalarCount` channels starting at `c`.
+    @inline(__always)
+    private static func transformInput<V: SIMD>(
+        _ type: V.Type, _ d: UnsafeMutableBufferPointer<UnsafePointer<Float>>, _ c: Int,
+        _ dst: UnsafeMutablePointer<Float>, _ stride: Int, lanes: Int = V.scalarCount
+    ) where V.Scalar == Float {
+        for k in 0..<4 {
+            let d0 = load(V.self, d[k] + c, lanes), d1 = load(V.self, d[4 + k] + c, lanes)
+            let d2 = load(V.self, d[8 + k] + c, lanes), d3 = load(V.self, d[12 + k] + c, lanes)
+            // column k of Bᵀ·d, kept in the scratch rows of V and finished below
+            store(d0 - d2, dst + k * stride + c, lanes)
+            store(d1 + d2, dst + (4 + k) * stride + c, lanes)
+            store(d2 - d1, dst + (8 + k) * stride + c, lanes)
+            store(d1 - d3, dst + (12 + k) * stride + c, lanes)
+        }
+        for i in 0..<4 {
+            let row = dst + i * 4 * stride + c
+            let t0 = load(V.self, row, lanes), t1 = load(V.self, row + stride, lanes)
+            let t2 = load(V.self, row + 2 * stride, lanes), t3 = load(V.self, row + 3 * stride, lanes)
+            store(t0 - t2, row, lanes)
+            store(t1 + t2, row + stride, lanes)
+            store(t2 - t1, row + 2 * stride, lanes)
+            store(t1 - t3, row + 3 * stride, lanes)
+        }
+    }
+
+    /// Y = Aᵀ·M·A + bias, activated, for `V.scalarCount` channels starting at `o`.
+    @inline(__always)
+    private static func transformOutput<V: SIMD>(
+        _ type: V.Type, _ src: UnsafePointer<Float>, _ o: Int, _ stride: Int,
+        _ bias: UnsafePointer<Float>?, _ activation: Activation, _ tile: Tile, lanes: Int = V.scalarCount
+    ) where V.Scalar == Float {
+        @inline(__always) func m(_ i: Int, _ k: Int) -> V { load(V.self, src + (i * 4 + k) * stride + o, lanes) }
+        let s00 = m(0, 0) + m(1, 0) + m(2, 0), s10 = m(1, 0) - m(2, 0) - m(3, 0)
+        let s01 = m(0, 1) + m(1, 1) + m(2, 1), s11 = m(1, 1) - m(2, 1) - m(3, 1)
+        let s02 = m(0, 2) + m(1, 2) + m(2, 2), s12 = m(1, 2) - m(2, 2) - m(3, 2)
+        let s03 = m(0, 3) + m(1, 3) + m(2, 3), s13 = m(1, 3) - m(2, 3) - m(3, 3)
+        let add = bias.map { load(V.self, $0 + o, lanes) } ?? V()
+        var y00 = s00 + s01 + s02 + add, y01 = s01 - s02 - s03 + add
+        var y10 = s10 + s11 + s12 + add, y11 = s11 - s12 - s13 + add
+        switch activation {
+        case .linear: break
+        case .relu:
+            y00 = pointwiseMax(y00, V()); y01 = pointwiseMax(y01, V())
+            y10 = pointwiseMax(y10, V()); y11 = pointwiseMax(y11, V())
+        case .relu6:
+            let six = V(repeating: 6)
+            y00 = pointwiseMin(pointwiseMax(y00, V()), six); y01 = pointwiseMin(pointwiseMax(y01, V()), six)
+            y10 = pointwiseMin(pointwiseMax(y10, V()), six); y11 = pointwiseMin(pointwiseMax(y11, V()), six)
+        }
+        store(y00, tile.origin + o, lanes)
+        if tile.hasRight { store(y01, tile.origin + tile.pixelStride + o, lanes) }
+        if tile.hasBelow {
+            let below = tile.origin + tile.rowStride
+            store(y10, below + o, lanes)
+            if tile.hasRight { store(y11, below + tile.pixelStride + o, lanes) }
         }
     }
 }

@@ -9,9 +9,8 @@ import Foundation
 /// V = Bᵀ·d·B the transformed input tile; the output is Aᵀ·M·A.
 package enum Winograd {
     /// Opt-in with `CONVEYOR_WINOGRAD=1`; read once. Measured on this
-    /// project's 2-core Zen 5 machine, these transforms (scalar, channel by
-    /// channel) cost more than the multiplications they save, so im2col +
-    /// sgemm stays the default until they are vectorised.
+    /// project's 2-core Xeon, the transforms cost more CPU time than the
+    /// multiplications they save, so im2col + sgemm stays the default.
     nonisolated(unsafe) package static var enabled: Bool = ProcessInfo.processInfo.environment["CONVEYOR_WINOGRAD"] == "1"
     // Set before inference starts (start-up or a test's setUp), read while running.
 

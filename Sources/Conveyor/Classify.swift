@@ -31,8 +31,7 @@ struct Classify: ParsableCommand {
         Engine.configure(threads: engine.threadCount)
         let path = try engine.modelPath
         let model = try Model(contentsOf: path)
-        let labelsPath = labels ?? Labels.defaultPath(forModel: path, classes: model.outputCount)
-        let names = try labelsPath.map { try Labels(contentsOf: $0, classes: model.outputCount) }
+        let names = try Labels.load(labels, forModel: path, classes: model.outputCount)
         let classifier = Classifier(model: model, labels: names, maxPixels: maxPixels)
 
         var failed = 0

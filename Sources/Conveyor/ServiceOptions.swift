@@ -110,8 +110,8 @@ struct ServiceOptions: ParsableArguments {
     func modelDescription() throws -> ModelDescription {
         let path = try modelPath
         let model = try Model(contentsOf: path)
-        let labelsPath = labels ?? Environment.string("CONVEYOR_LABELS") ?? Labels.defaultPath(forModel: path, classes: model.outputCount)
-        let names = try labelsPath.map { try Labels(contentsOf: $0, classes: model.outputCount) } ?? Labels.indices(model.outputCount)
+        // `Labels.defaultPath` reads CONVEYOR_LABELS itself.
+        let names = try Labels.load(labels, forModel: path, classes: model.outputCount) ?? Labels.indices(model.outputCount)
         return Self.describe(model, name: modelName ?? Environment.string("CONVEYOR_MODEL_NAME") ?? model.name, labels: names)
     }
 

@@ -414,8 +414,13 @@ public final class MQTTClient: Sendable {
         let reason = Mosquitto.connackString(code, v5: configuration.protocolVersion == .v5)
         let error = MQTTError.connectionRefused(code: code, reason: reason)
         logger.error("\(error)")
+        giveUp(error)
+    }
+
+    /// Ends the client from a libmosquitto callback: stops the retries at once
+    /// (non-blocking) and joins the network thread on the lifecycle queue.
+    private func giveUp(_ error: MQTTError) {
         guard let taken = state.withLock({ $0.beginShutdown() }) else { return }
-        // Stop libmosquitto from retrying (non-blocking); join its thread elsewhere.
         mosquitto.disconnect()
         lifecycle.async { [self] in
             mosquitto.stopLoop()
@@ -460,12 +465,7 @@ public final class MQTTClient: Sendable {
             break
         case let .fail(error):
             logger.error("cannot connect: \(error)")
-            guard let taken = state.withLock({ $0.beginShutdown() }) else { return }
-            mosquitto.disconnect()
-            lifecycle.async { [self] in
-                mosquitto.stopLoop()
-                finishShutdown(taken, failing: error)
-            }
+            giveUp(error)
         case let .restartLoop(attempt):
             let minimum = max(1, configuration.reconnectDelayMin)
             let delay = min(minimum << min(attempt - 1, 16), max(minimum, configuration.reconnectDelayMax))

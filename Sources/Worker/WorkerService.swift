@@ -27,8 +27,7 @@ public final class WorkerService: Service {
         self.configuration = configuration
         self.logger = logger
         let model = try Model(contentsOf: configuration.modelPath)
-        let labelsPath = configuration.labelsPath ?? Labels.defaultPath(forModel: configuration.modelPath, classes: model.outputCount)
-        let labels = try labelsPath.map { try Labels(contentsOf: $0, classes: model.outputCount) }
+        let labels = try Labels.load(configuration.labelsPath, forModel: configuration.modelPath, classes: model.outputCount)
         self.labels = labels ?? .indices(model.outputCount)
         modelName = configuration.modelName ?? model.name
         let concurrency = max(1, configuration.concurrency)
@@ -36,7 +35,7 @@ public final class WorkerService: Service {
         pool = InferencePool(model: model, labels: labels, threads: concurrency, maxPixels: configuration.maxPixels)
         workerID = configuration.broker.clientID
         client = MQTTClient(configuration.broker, logger: logger)
-        logger.info("worker \(workerID) serves model \(modelName) from \(configuration.modelPath) with \(concurrency) inference thread(s); labels: \(labelsPath ?? "none (class indices)")")
+        logger.info("worker \(workerID) serves model \(modelName) from \(configuration.modelPath) with \(concurrency) inference thread(s); labels: \(labels?.source ?? "none (class indices)")")
     }
 
     public func run() async throws {

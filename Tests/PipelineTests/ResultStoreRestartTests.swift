@@ -5,22 +5,7 @@ import XCTest
 
 /// `conveyor store` stopped with SIGTERM and started again on the same SQLite file keeps
 /// serving the jobs that finished before, and records new ones.
-final class ResultStoreRestartTests: XCTestCase {
-    private var pipeline: Pipeline?
-
-    override func tearDown() async throws {
-        if let pipeline {
-            pipeline.shutDown()
-            if (testRun?.totalFailureCount ?? 1) == 0 {
-                pipeline.removeFiles()
-            } else {
-                print("pipeline logs kept in \(pipeline.directory.path)")
-            }
-        }
-        pipeline = nil
-        try await super.tearDown()
-    }
-
+final class ResultStoreRestartTests: OwnPipelineTestCase {
     func testFinishedJobsAreStillServedAfterTheStoreRestarts() async throws {
         let pipeline = try Pipeline(name: "restart")
         self.pipeline = pipeline

@@ -6,22 +6,7 @@ import XCTest
 /// jobs, and when one is killed (SIGKILL) mid-stream the other finishes every remaining job,
 /// including those the dead worker had already received (the store's ledger publishes a
 /// request again when its lease runs out with no result).
-final class WorkerFailoverTests: XCTestCase {
-    private var pipeline: Pipeline?
-
-    override func tearDown() async throws {
-        if let pipeline {
-            pipeline.shutDown()
-            if (testRun?.totalFailureCount ?? 1) == 0 {
-                pipeline.removeFiles()
-            } else {
-                print("pipeline logs kept in \(pipeline.directory.path)")
-            }
-        }
-        pipeline = nil
-        try await super.tearDown()
-    }
-
+final class WorkerFailoverTests: OwnPipelineTestCase {
     func testTwoWorkersShareTheStreamAndTheSurvivorFinishesAfterAKill() async throws {
         let (workerA, workerB) = ("worker-a", "worker-b")
         let jobCount = 30

@@ -7,6 +7,8 @@ import Foundation
 public struct Labels: Sendable, Equatable {
     /// Name of class i.
     public let names: [String]
+    /// The file the names came from, if any.
+    public private(set) var source: String?
 
     public init(names: [String]) { self.names = names }
 
@@ -30,6 +32,14 @@ public struct Labels: Sendable, Equatable {
             throw ModelError("labels file \(path) has \(entries.count) entries; the model has \(classes) classes")
         }
         names = entries
+        source = path
+    }
+
+    /// The labels for a model: the file `path` if given, else the one
+    /// `defaultPath` finds; nil when there is none.
+    public static func load(_ path: String?, forModel modelPath: String, classes: Int) throws -> Labels? {
+        guard let file = path ?? defaultPath(forModel: modelPath, classes: classes) else { return nil }
+        return try Labels(contentsOf: file, classes: classes)
     }
 
     /// Digits "0"…"n-1" (or "class i") when no labels file is given.

@@ -8,7 +8,7 @@ let optimised: [SwiftSetting] = [.unsafeFlags(["-O"])]
 
 let package = Package(
     name: "Conveyor",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "conveyor", targets: ["Conveyor"]),
         .library(name: "Inception", targets: ["Inception"]),
@@ -19,6 +19,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         // C libraries, one shim each.
@@ -43,7 +47,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "Inception", "MQTT", "Jobs",
+                "Inception", "MQTT", "Jobs", "ModelRepository", "TFServing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -60,10 +64,40 @@ let package = Package(
         .target(
             name: "Ingress",
             dependencies: [
-                "Inception", "MQTT", "Jobs", "ResultStore",
+                "Inception", "MQTT", "Jobs", "ResultStore", "TFServing", "TFServingAPI", "TFServingGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // TF Serving's REST and gRPC contract: tensors, signatures, the model catalog.
+        .target(name: "TFServing", dependencies: ["Jobs"]),
+        // TF Serving's messages and services, generated from Protos/ by
+        // scripts/generate-protos.sh (committed: CI never runs protoc).
+        .target(
+            name: "TFServingAPI",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        // TF Serving's gRPC services (generated) and tensor conversions.
+        .target(
+            name: "TFServingGRPC",
+            dependencies: [
+                "TFServing", "TFServingAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        // Model versions on disk: TF Serving's config file, version policies, polling.
+        .target(
+            name: "ModelRepository",
+            dependencies: [
+                "TFServingAPI",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Starting daemons with a clean signal mask.
@@ -73,7 +107,10 @@ let package = Package(
         .executableTarget(
             name: "Conveyor",
             dependencies: [
-                "Inception", "MQTT", "Jobs", "Worker", "ResultStore", "Ingress", "Spawn",
+                "Inception", "MQTT", "Jobs", "Worker", "ResultStore", "Ingress", "Spawn", "ModelRepository",
+                "TFServingAPI", "TFServingGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,6 +122,8 @@ let package = Package(
             swiftSettings: optimised
         ),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "MQTT"]),
+        .testTarget(name: "TFServingTests", dependencies: ["TFServing"]),
+        .testTarget(name: "ModelRepositoryTests", dependencies: ["ModelRepository"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestBroker"]),
         .testTarget(name: "DeploymentTests"),
         .testTarget(name: "PipelineTests", dependencies: ["Jobs", "MQTT", "TestBroker", "Inception", "Spawn"]),

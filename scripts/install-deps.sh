@@ -16,6 +16,7 @@ packages=(
   docker-compose       # tests validate compose.yaml with `docker-compose config`
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
+  python3-venv         # tests run TF Serving's Python client from a venv
 )
 
 missing=()

@@ -42,8 +42,13 @@ struct IngressCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = options.logger("conveyor.ingress")
-        let model = try options.modelDescription()
-        let ingress = IngressService(configuration: options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: model.name),
+        // With the model file, /metadata and /label describe it; with only a
+        // name, they come from the workers' announcements.
+        let model = options.hasModelFile ? try options.modelDescription() : nil
+        guard let name = model?.name ?? options.defaultModelName else {
+            throw ValidationError("pass --model PATH or --model-name NAME (the model POST /predict goes to)")
+        }
+        let ingress = IngressService(configuration: options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: name),
                                      model: model, logger: logger)
         try await ServiceGroup(services: [ingress], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }

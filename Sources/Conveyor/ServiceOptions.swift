@@ -3,6 +3,7 @@ import Foundation
 import Ingress
 import Inception
 import Logging
+import ModelRepository
 import MQTT
 import ResultStore
 import Worker
@@ -20,6 +21,27 @@ struct ServiceOptions: ParsableArguments {
 
     @Option(help: "HTTP port of the ingress (env CONVEYOR_PORT; default 8000).")
     var port: Int?
+
+    @Option(help: "Port of TF Serving's REST API, /v1/models/… (env CONVEYOR_REST_PORT; default 8501; 0: off).")
+    var restPort: Int?
+
+    @Option(help: "Port of TF Serving's gRPC API (env CONVEYOR_GRPC_PORT; default 8500; 0: off).")
+    var grpcPort: Int?
+
+    @Option(help: "Seconds a TF Serving request waits for its results before 504 (env CONVEYOR_PREDICT_TIMEOUT; default 30).")
+    var predictTimeout: Double?
+
+    @Option(help: "A TF Serving model config file (model_config_list) for workers (env CONVEYOR_MODEL_CONFIG_FILE).")
+    var modelConfigFile: String?
+
+    @Option(help: "Folder of numeric version subfolders of one model, served under --model-name (env CONVEYOR_MODEL_BASE_PATH).")
+    var modelBasePath: String?
+
+    @Option(help: "Seconds between scans of the model folders for new or deleted versions (env CONVEYOR_POLL_SECONDS; default 1).")
+    var fileSystemPollSeconds: Double?
+
+    @Option(help: "Seconds between re-reads of the model config file (env CONVEYOR_CONFIG_POLL_SECONDS; default 0: never).")
+    var configPollSeconds: Double?
 
     @Option(help: "HTTP listen address (env CONVEYOR_HOST; default 0.0.0.0).")
     var host: String?
@@ -66,14 +88,43 @@ struct ServiceOptions: ParsableArguments {
         }
     }
 
+    /// Whether a model file was given (`--model` or CONVEYOR_MODEL).
+    var hasModelFile: Bool { (model ?? Environment.string("CONVEYOR_MODEL")) != nil }
+
+    /// `--model-name` (or CONVEYOR_MODEL_NAME).
+    var defaultModelName: String? { modelName ?? Environment.string("CONVEYOR_MODEL_NAME") }
+
     func logger(_ label: String) -> Logger {
         var logger = Logger(label: label)
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Environment.string("CONVEYOR_LOG_LEVEL") ?? "info") ?? .info
         return logger
     }
 
+    /// The model repository, if one is configured (it replaces `--model`).
+    func repository() throws -> ModelRepositoryConfiguration? {
+        let poll = fileSystemPollSeconds ?? Environment.double("CONVEYOR_POLL_SECONDS") ?? 1
+        let configPoll = configPollSeconds ?? Environment.double("CONVEYOR_CONFIG_POLL_SECONDS") ?? 0
+        if let file = modelConfigFile ?? Environment.string("CONVEYOR_MODEL_CONFIG_FILE") {
+            return ModelRepositoryConfiguration(source: .configFile(file), fileSystemPollSeconds: poll, configPollSeconds: configPoll)
+        }
+        if let base = modelBasePath ?? Environment.string("CONVEYOR_MODEL_BASE_PATH") {
+            guard let name = modelName ?? Environment.string("CONVEYOR_MODEL_NAME") else {
+                throw ValidationError("--model-base-path needs --model-name")
+            }
+            guard ModelName.isValid(name) else { throw ValidationError("model name '\(name)' is not 1–64 characters of [A-Za-z0-9_.-]") }
+            return ModelRepositoryConfiguration(source: .single(ModelSource(name: name, basePath: base)),
+                                                fileSystemPollSeconds: poll)
+        }
+        return nil
+    }
+
     func workerConfiguration(broker: MQTTConfiguration) throws -> WorkerConfiguration {
-        var config = WorkerConfiguration(broker: broker, modelPath: try modelPath)
+        var config: WorkerConfiguration
+        if let repository = try repository() {
+            config = WorkerConfiguration(broker: broker, repository: repository)
+        } else {
+            config = WorkerConfiguration(broker: broker, modelPath: try modelPath)
+        }
         config.modelName = modelName ?? Environment.string("CONVEYOR_MODEL_NAME")
         config.labelsPath = labels ?? Environment.string("CONVEYOR_LABELS")
         config.concurrency = concurrency ?? Environment.int("CONVEYOR_WORKER_CONCURRENCY") ?? 1
@@ -103,6 +154,13 @@ struct ServiceOptions: ParsableArguments {
         config.sampleImagePath = sampleImage ?? Environment.string("CONVEYOR_SAMPLE_IMAGE")
         config.maxBodyBytes = maxBodyBytes ?? Environment.int("CONVEYOR_MAX_BODY_BYTES") ?? config.maxBodyBytes
         config.maxPixels = maxPixels ?? Environment.int("CONVEYOR_MAX_PIXELS") ?? config.maxPixels
+        let rest = restPort ?? Environment.int("CONVEYOR_REST_PORT") ?? 8501
+        config.restPort = rest > 0 ? rest : nil
+        let grpc = grpcPort ?? Environment.int("CONVEYOR_GRPC_PORT") ?? 8500
+        config.grpcPort = grpc > 0 ? grpc : nil
+        if let seconds = predictTimeout ?? Environment.double("CONVEYOR_PREDICT_TIMEOUT") {
+            config.predictTimeout = .milliseconds(Int(seconds * 1000))
+        }
         return config
     }
 

@@ -48,17 +48,21 @@ struct UpCommand: AsyncParsableCommand {
         let store = try ResultStoreService(configuration: storeOptions, logger: options.logger("conveyor.store"))
         var services: [any Service] = [store]
         var description: ModelDescription?
+        var defaultModel: String?
         for i in 0..<max(1, workers ?? Environment.int("CONVEYOR_WORKERS") ?? 1) {
             var config = try options.workerConfiguration(broker: try broker.configuration(role: "worker\(i)", url: brokerURL))
             config.broker.clientID += "-\(i)"
             let worker = try WorkerService(configuration: config, logger: options.logger("conveyor.worker"))
-            description = description ?? ServiceOptions.describe(worker.model, name: worker.modelName, labels: worker.labels)
+            defaultModel = defaultModel ?? worker.modelName
+            if description == nil, let servable = worker.primaryServable {
+                description = ServiceOptions.describe(servable.model, name: servable.name, labels: servable.labels)
+            }
             services.append(worker)
         }
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
-        let model = description!
-        let ingressConfig = options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL), modelName: model.name)
-        services.append(IngressService(configuration: ingressConfig, model: model, logger: options.logger("conveyor.ingress")))
+        let ingressConfig = options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL),
+                                                         modelName: description?.name ?? defaultModel ?? "inception_v3")
+        services.append(IngressService(configuration: ingressConfig, model: description, logger: options.logger("conveyor.ingress")))
         logger.info("conveyor up: broker \(brokerURL!), HTTP on \(ingressConfig.host):\(ingressConfig.port), jobs in \(storeOptions.databasePath); Ctrl-C stops everything")
         try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }

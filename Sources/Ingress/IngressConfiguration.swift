@@ -20,6 +20,15 @@ public struct IngressConfiguration: Sendable {
     public var maxWaitSeconds = 60.0
     /// How long to wait for the result store to answer a job lookup.
     public var storeTimeout: Duration = .seconds(5)
+    /// Port of TF Serving's REST API (`/v1/models/…`); nil: not served.
+    public var restPort: Int? = 8501
+    /// Port of TF Serving's gRPC API (PredictionService, ModelService); nil: not served.
+    public var grpcPort: Int? = 8500
+    /// How long a TF Serving request waits for its results before
+    /// DEADLINE_EXCEEDED (504).
+    public var predictTimeout: Duration = .seconds(30)
+    /// Most examples in one TF Serving request.
+    public var maxExamples = 64
 
     public init(broker: MQTTConfiguration) { self.broker = broker }
 }

@@ -5,54 +5,143 @@ import Jobs
 import Logging
 import MQTT
 import ResultStore
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import ServiceLifecycle
+import TFServing
 
 /// The HTTP front door: accepts images, publishes them as jobs on the model's
 /// request topic and answers job polling by asking the result store over MQTT
 /// (request/response on `Topics.storeQuery`).
 public final class IngressService: Service {
     public let configuration: IngressConfiguration
-    public let model: ModelDescription
+    /// The default model's description when the ingress was given the model
+    /// file; otherwise `/metadata` and `/label` come from the workers'
+    /// announcements.
+    public let model: ModelDescription?
     private let client: MQTTClient
     private let store: JobQueryClient
     private let watcher = ResultWatcher()
     private let logger: Logger
     private let decoder: JPEGDecoder
+    /// What the workers serve, from their announcements.
+    public let catalog = ModelCatalog()
+    /// TF Serving's REST and gRPC APIs, run through the pipeline.
+    public let tfServing: TFServingFrontend
 
-    public init(configuration: IngressConfiguration, model: ModelDescription, logger: Logger = Logger(label: "conveyor.ingress")) {
+    public init(configuration: IngressConfiguration, model: ModelDescription?, logger: Logger = Logger(label: "conveyor.ingress")) {
         self.configuration = configuration
         self.model = model
         self.logger = logger
         client = MQTTClient(configuration.broker, logger: logger)
         store = JobQueryClient(client: client, replyTopic: "\(Topics.root)/store/replies/\(configuration.broker.clientID)")
         decoder = JPEGDecoder(maxPixels: configuration.maxPixels)
+        tfServing = TFServingFrontend(catalog: catalog, client: client, watcher: watcher,
+                                      timeout: configuration.predictTimeout, maxExamples: configuration.maxExamples,
+                                      logger: logger)
     }
 
     public func run() async throws {
         try await client.connect()
         try await store.start()
         let results = try await client.subscribe(Topics.allResults, qos: 1)
+        let announcements = try await client.subscribe(ServableAnnouncement.allTopics, qos: 1)
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
             logger: logger
         )
+        let rest = configuration.restPort.map { port in
+            Application(
+                responder: TFServingREST(frontend: tfServing, maxBodyBytes: configuration.maxBodyBytes, logger: logger).responder,
+                configuration: .init(address: .hostname(configuration.host, port: port), serverName: "conveyor"),
+                logger: logger
+            )
+        }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await self.watcher.run(results, logger: self.logger) }
+            group.addTask { await self.follow(announcements) }
             group.addTask {
-                try await app.run()
+                try await withThrowingDiscardingTaskGroup { servers in
+                    servers.addTask { try await app.run() }
+                    if let port = self.configuration.grpcPort {
+                        servers.addTask { await self.serveGRPC(port: port) }
+                    }
+                    if let rest {
+                        servers.addTask {
+                            // The job API stays up even if TF Serving's port is taken.
+                            do { try await rest.run() } catch {
+                                self.logger.error("TF Serving REST API not running on port \(self.configuration.restPort ?? 0): \(error)")
+                            }
+                        }
+                    }
+                }
                 await results.cancel()
+                await announcements.cancel()
             }
         }
         await client.disconnect()
+    }
+
+    /// TF Serving's gRPC services until graceful shutdown. Like the REST API,
+    /// a port that cannot be bound is logged and the job API stays up.
+    private func serveGRPC(port: Int) async {
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = configuration.maxBodyBytes
+        let server = GRPCServer(
+            transport: .http2NIOPosix(address: .ipv4(host: configuration.host, port: port),
+                                      transportSecurity: .plaintext, config: config),
+            services: [PredictionServiceHandler(frontend: tfServing), ModelServiceHandler(frontend: tfServing)]
+        )
+        do {
+            try await withGracefulShutdownHandler {
+                try await server.serve()
+            } onGracefulShutdown: {
+                server.beginGracefulShutdown()
+            }
+        } catch {
+            logger.error("TF Serving gRPC API not running on port \(port): \(error)")
+        }
+    }
+
+    /// The newest available version of the default model, from the catalog.
+    private func announcedDefaultModel() throws -> ModelCatalog.Resolved {
+        do {
+            return try catalog.resolve(model: configuration.modelName, .latest)
+        } catch {
+            var unavailable = APIError(.serviceUnavailable, "no worker serves model \(configuration.modelName) yet")
+            unavailable.headers[.retryAfter] = "1"
+            throw unavailable
+        }
+    }
+
+    /// Keeps the catalog in step with the workers' retained announcements (an
+    /// empty message: the worker stopped).
+    private func follow(_ announcements: MQTTSubscription) async {
+        for await message in announcements {
+            guard let worker = message.topic.split(separator: "/").last.map(String.init) else { continue }
+            if message.payload.isEmpty {
+                catalog.remove(worker: worker)
+            } else if let announcement = try? JSONCoding.decoder.decode(ServableAnnouncement.self, from: Data(message.payload)) {
+                catalog.update(announcement)
+            } else {
+                logger.warning("ignored an unreadable announcement on \(message.topic)")
+            }
+        }
     }
 
     /// The routes of the book's async API.
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/health") { _, _ in JSONBody.response(["health": "ok"]) }
-        router.get("/metadata") { _, _ in JSONBody.response(self.model.metadata) }
-        router.get("/label") { _, _ in JSONBody.response(self.model.labels) }
+        router.get("/metadata") { _, _ in
+            if let model = self.model { return JSONBody.response(model.metadata) }
+            return TFServingREST.json(StatusJSON.metadata(try self.announcedDefaultModel()), status: .ok)
+        }
+        router.get("/label") { _, _ in
+            if let model = self.model { return JSONBody.response(model.labels) }
+            return JSONBody.response(try self.announcedDefaultModel().info.classNames)
+        }
         router.post("/predict") { request, _ in try await self.predict(request) }
         router.get("/predict/test") { _, _ in try await self.predictTest() }
         router.get("/job/:id") { request, context in

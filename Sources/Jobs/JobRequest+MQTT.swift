@@ -15,9 +15,12 @@ extension JobRequest {
     /// a payload starting with the JPEG marker) with its fields in v5 user
     /// properties, or the JSON form.
     public init(message: MQTTMessage) throws(RequestDecodingError) {
-        let topicModel = Topics.model(fromRequestTopic: message.topic)
+        let target = Topics.requestTarget(fromTopic: message.topic)
+        let topicModel = target?.model
+        let topicVersion = target?.version.map { Int($0) }
         let p = message.properties
-        let isBinary = p.contentType == "image/jpeg" || p.contentType?.hasPrefix("image/") == true
+        let isTensor = p.contentType == JobRequest.tensorContentType
+        let isBinary = isTensor || p.contentType == "image/jpeg" || p.contentType?.hasPrefix("image/") == true
             || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
         if isBinary {
             let id = p.userProperty("job_id") ?? JobID.make()
@@ -34,9 +37,21 @@ extension JobRequest {
                 }
                 topK = k
             }
-            self.init(jobID: id, model: model, version: p.userProperty("version").flatMap { Int($0) }, topK: topK,
+            var shape: [Int]?
+            if isTensor {
+                guard let text = p.userProperty("tensor_shape"),
+                      case let dims = text.split(separator: ",").compactMap({ Int($0) }),
+                      !dims.isEmpty, dims.allSatisfy({ $0 > 0 }) else {
+                    throw RequestDecodingError(reason: "a tensor request needs user property tensor_shape (e.g. 28,28,1)", jobID: id, model: model)
+                }
+                shape = dims
+            }
+            self.init(jobID: id, model: model, version: p.userProperty("version").flatMap { Int($0) } ?? topicVersion, topK: topK,
                       submittedAt: p.userProperty("submitted_at").flatMap { Int64($0) } ?? Clock.nowMillis(),
-                      image: Data(message.payload), replyTopic: p.responseTopic)
+                      image: Data(message.payload), replyTopic: p.responseTopic, tensorShape: shape)
+            if isTensor, tensorValues == nil {
+                throw RequestDecodingError(reason: "tensor payload of \(message.payload.count) bytes does not hold float32 values of shape \(shape!)", jobID: id, model: model)
+            }
             return
         }
         let data = Data(message.payload)
@@ -53,6 +68,11 @@ extension JobRequest {
                                            jobID: request.jobID, model: request.model)
             }
             if request.replyTopic == nil { request.replyTopic = p.responseTopic }
+            if request.version == nil { request.version = topicVersion }
+            if request.tensorShape != nil, request.tensorValues == nil {
+                throw RequestDecodingError(reason: "image_b64 does not hold float32 values of tensor_shape \(request.tensorShape!)",
+                                           jobID: request.jobID, model: request.model)
+            }
             self = request
         } catch let error as RequestDecodingError {
             throw error
@@ -77,7 +97,7 @@ extension JobRequest {
     /// The binary form: the image as payload, the fields as v5 user properties.
     public func binaryMessage() -> (payload: [UInt8], properties: MQTTProperties) {
         var props = MQTTProperties()
-        props.contentType = "image/jpeg"
+        props.contentType = tensorShape == nil ? "image/jpeg" : JobRequest.tensorContentType
         props.responseTopic = replyTopic
         props.userProperties = [
             MQTTUserProperty(name: "job_id", value: jobID),
@@ -85,6 +105,7 @@ extension JobRequest {
             MQTTUserProperty(name: "top_k", value: String(topK)),
             MQTTUserProperty(name: "submitted_at", value: String(submittedAt)),
         ] + (version.map { [MQTTUserProperty(name: "version", value: String($0))] } ?? [])
+            + (tensorShape.map { [MQTTUserProperty(name: "tensor_shape", value: $0.map(String.init).joined(separator: ","))] } ?? [])
         return ([UInt8](image), props)
     }
 

@@ -4,13 +4,18 @@ public enum Topics {
     /// The root of every Conveyor topic.
     public static let root = "conveyor/v1"
 
-    /// Where requests for `model` are published.
-    public static func requests(model: String) -> String { "\(root)/requests/\(model)" }
-    /// Every model's request topic (the store's ledger subscription).
-    public static let allRequests = "\(root)/requests/+"
-    /// The shared subscription through which workers split `model`'s requests.
-    public static func workerSubscription(model: String, group: String = "workers") -> String {
-        "$share/\(group)/\(requests(model: model))"
+    /// Where requests for `model` are published: for its latest version, or
+    /// for one version (`…/requests/<model>/<version>`), which only workers
+    /// holding that version subscribe to.
+    public static func requests(model: String, version: Int64? = nil) -> String {
+        version.map { "\(root)/requests/\(model)/\($0)" } ?? "\(root)/requests/\(model)"
+    }
+    /// Every request topic, versioned or not (the store's ledger subscription).
+    public static let allRequests = "\(root)/requests/#"
+    /// The shared subscription through which workers split `model`'s requests
+    /// (for its latest version, or for one version).
+    public static func workerSubscription(model: String, version: Int64? = nil, group: String = "workers") -> String {
+        "$share/\(group)/\(requests(model: model, version: version))"
     }
 
     /// Where the result of job `id` is published (retained: no; QoS 1).
@@ -34,9 +39,21 @@ public enum Topics {
 
     /// The model named by a request topic.
     public static func model(fromRequestTopic topic: String) -> String? {
+        requestTarget(fromTopic: topic)?.model
+    }
+
+    /// The model and, for a versioned topic, the version a request topic names.
+    public static func requestTarget(fromTopic topic: String) -> (model: String, version: Int64?)? {
         let prefix = "\(root)/requests/"
         guard topic.hasPrefix(prefix) else { return nil }
-        let rest = topic.dropFirst(prefix.count)
-        return rest.isEmpty || rest.contains("/") ? nil : String(rest)
+        let parts = topic.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard let model = parts.first, !model.isEmpty else { return nil }
+        switch parts.count {
+        case 1: return (String(model), nil)
+        case 2:
+            guard let version = Int64(parts[1]), version >= 0 else { return nil }
+            return (String(model), version)
+        default: return nil
+        }
     }
 }

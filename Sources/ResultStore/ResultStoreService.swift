@@ -139,7 +139,10 @@ public struct ResultStoreService: Service {
                     try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
                     var properties = MQTTProperties()
                     properties.contentType = "application/json"
-                    try await client.publish(Topics.requests(model: job.model), payload: job.payload, qos: 1, properties: properties)
+                    // A request for a version goes back to that version's topic.
+                    let version = ((try? JSONSerialization.jsonObject(with: Data(job.payload))) as? [String: Any])?["version"] as? Int
+                    try await client.publish(Topics.requests(model: job.model, version: version.map(Int64.init)),
+                                             payload: job.payload, qos: 1, properties: properties)
                     logger.notice("ledger: delivered again (delivery \(job.deliveries + 1))", metadata: ["job_id": "\(job.id)"])
                 }
             } catch {

@@ -1,15 +1,23 @@
 import Foundation
+import ModelRepository
 import MQTT
 
 /// Settings of one worker process.
 public struct WorkerConfiguration: Sendable {
     /// The broker and this worker's MQTT identity.
     public var broker: MQTTConfiguration
-    /// The Keras model file to serve.
+    /// A single Keras model file to serve as version 1 (`--model`), when no
+    /// `repository` is given.
     public var modelPath: String
-    /// The name requests use for the model (default: the model's own name, e.g. "inception_v3").
+    /// The name requests use for the single model (default: the model's own
+    /// name, e.g. "inception_v3").
     public var modelName: String?
-    /// Labels file (default: found beside the model, see `Labels.defaultPath`).
+    /// A TF Serving style model repository (`--model_base_path` or
+    /// `--model_config_file`), polled for new and deleted versions. Takes the
+    /// place of `modelPath`.
+    public var repository: ModelRepositoryConfiguration?
+    /// Labels file for every model (default: each model's own, found beside
+    /// it, see `Labels.defaultPath`).
     public var labelsPath: String?
     /// Inference threads, i.e. jobs run at once (default 1).
     public var concurrency: Int = 1
@@ -23,5 +31,11 @@ public struct WorkerConfiguration: Sendable {
     public init(broker: MQTTConfiguration, modelPath: String) {
         self.broker = broker
         self.modelPath = modelPath
+    }
+
+    public init(broker: MQTTConfiguration, repository: ModelRepositoryConfiguration) {
+        self.broker = broker
+        self.modelPath = ""
+        self.repository = repository
     }
 }

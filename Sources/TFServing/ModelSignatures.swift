@@ -1,0 +1,55 @@
+/// The signatures Conveyor exposes for a served version (see
+/// `docs/tf-serving.md`).
+///
+/// Image models (3-channel input: InceptionV3, MobileNetV2):
+/// - `serving_default`: `image` (DT_STRING, encoded JPEG) → `prediction`
+///   (DT_STRING, the top-1 label): the book's signature.
+/// - `scores`: `image` → `classes` (DT_STRING) and `scores` (DT_FLOAT), the
+///   top 5, best first.
+/// - `classify` (method classify): the same as `scores`, for `:classify`.
+///
+/// Tensor models (1-channel input, e.g. LeNet on MNIST):
+/// - `serving_default` and `predict_images`: `images` (DT_FLOAT, 784 numbers
+///   or H×W or H×W×1 per example) → `scores` (DT_FLOAT, one per class).
+/// - `classify`: `images` → `classes`, `scores`, every class, best first.
+public enum ModelSignatures {
+    /// Classes returned by the `scores` and `classify` signatures of image models.
+    public static let imageTopK = 5
+
+    public static func all(for info: ServableAnnouncement.Version) -> [String: Signature] {
+        typealias Spec = Signature.TensorSpec
+        switch info.kind {
+        case .image:
+            let image = Spec(name: "image", dtype: .string, shape: [-1])
+            let top = [Spec(name: "classes", dtype: .string, shape: [-1, imageTopK]),
+                       Spec(name: "scores", dtype: .float, shape: [-1, imageTopK])]
+            return [
+                Signature.defaultKey: Signature(inputs: [image],
+                                                outputs: [Spec(name: "prediction", dtype: .string, shape: [-1])]),
+                "scores": Signature(inputs: [image], outputs: top),
+                "classify": Signature(inputs: [image], outputs: top, method: Signature.classifyMethod),
+            ]
+        case .tensor:
+            let size = info.inputShape.reduce(1, *)
+            let images = Spec(name: "images", dtype: .float, shape: [-1, size])
+            let scores = Spec(name: "scores", dtype: .float, shape: [-1, info.classes])
+            let predict = Signature(inputs: [images], outputs: [scores])
+            return [
+                Signature.defaultKey: predict,
+                "predict_images": predict,
+                "classify": Signature(inputs: [images],
+                                      outputs: [Spec(name: "classes", dtype: .string, shape: [-1, info.classes]), scores],
+                                      method: Signature.classifyMethod),
+            ]
+        }
+    }
+
+    /// The named signature, or TF Serving's error for a missing one.
+    public static func signature(_ name: String, for info: ServableAnnouncement.Version) throws(TFServingError) -> Signature {
+        let key = name.isEmpty ? Signature.defaultKey : name
+        guard let signature = all(for: info)[key] else {
+            throw .invalid("Serving signature name: \"\(key)\" not found in signature def")
+        }
+        return signature
+    }
+}

@@ -1,0 +1,99 @@
+/// What one worker serves, published retained on
+/// `conveyor/v1/workers/<worker id>` whenever it changes (and cleared with an
+/// empty retained message when the worker stops). Ingresses merge these into
+/// a ``ModelCatalog`` to answer status and metadata requests and to route
+/// predictions to versions that some worker holds.
+public struct ServableAnnouncement: Sendable, Codable, Equatable {
+    /// A version's lifecycle, TF Serving's `ModelVersionStatus.State`.
+    public enum State: String, Sendable, Codable, Comparable, CaseIterable {
+        case start = "START"
+        case loading = "LOADING"
+        case available = "AVAILABLE"
+        case unloading = "UNLOADING"
+        case end = "END"
+
+        /// The `State` enum value in TF Serving's protos.
+        public var number: Int {
+            switch self {
+            case .start: 10
+            case .loading: 20
+            case .available: 30
+            case .unloading: 40
+            case .end: 50
+            }
+        }
+
+        /// How good a state is when several workers report one version:
+        /// available beats loading beats the rest.
+        var rank: Int {
+            switch self {
+            case .available: 4
+            case .loading: 3
+            case .start: 2
+            case .unloading: 1
+            case .end: 0
+            }
+        }
+
+        public static func < (a: State, b: State) -> Bool { a.rank < b.rank }
+    }
+
+    /// How a model takes its input.
+    public enum InputKind: String, Sendable, Codable {
+        /// Encoded images (JPEG bytes), decoded and resized by the worker.
+        case image
+        /// Numbers: a float tensor of the model's input shape.
+        case tensor
+    }
+
+    /// One version of one model on this worker.
+    public struct Version: Sendable, Codable, Equatable {
+        public var version: Int64
+        public var state: State
+        /// Why loading failed (state END).
+        public var error: String?
+        public var kind: InputKind
+        /// Height, width, channels.
+        public var inputShape: [Int]
+        public var classes: Int
+        /// The class names results use, by class index.
+        public var classNames: [String]
+
+        public init(version: Int64, state: State, error: String? = nil, kind: InputKind = .image,
+                    inputShape: [Int] = [], classes: Int = 0, classNames: [String] = []) {
+            self.version = version
+            self.state = state
+            self.error = error
+            self.kind = kind
+            self.inputShape = inputShape
+            self.classes = classes
+            self.classNames = classNames
+        }
+    }
+
+    public struct Model: Sendable, Codable, Equatable {
+        public var name: String
+        public var versions: [Version]
+        /// Version labels from the model config.
+        public var labels: [String: Int64]
+
+        public init(name: String, versions: [Version], labels: [String: Int64] = [:]) {
+            self.name = name
+            self.versions = versions
+            self.labels = labels
+        }
+    }
+
+    public var worker: String
+    public var models: [Model]
+
+    public init(worker: String, models: [Model]) {
+        self.worker = worker
+        self.models = models
+    }
+
+    /// The retained topic a worker announces on.
+    public static func topic(worker: String) -> String { "conveyor/v1/workers/\(worker)" }
+    /// What an ingress subscribes to.
+    public static let allTopics = "conveyor/v1/workers/+"
+}

@@ -7,6 +7,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Jobs
 import MQTT
+import SwiftProtobuf
 import TFServingAPI
 import TFServingGRPC
 
@@ -137,7 +138,10 @@ struct PredictCommand: AsyncParsableCommand {
                 request.modelSpec.name = model
                 request.metadataField = ["signature_def"]
                 let response = try await service.getModelMetadata(request, options: options)
-                print(try response.jsonString())
+                guard let packed = response.metadata["signature_def"] else { throw ValidationError("no signature_def in the answer") }
+                let signatures = try Tensorflow_Serving_SignatureDefMap(unpackingAny: packed)
+                print(try response.modelSpec.jsonString())
+                print(try signatures.jsonString())
                 return
             }
             var request = Tensorflow_Serving_PredictRequest()

@@ -64,7 +64,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // A link to the repository's openapi.yaml, served at GET /openapi.yaml.
+            resources: [.embedInCode("openapi.yaml")]
         ),
         // Starting daemons with a clean signal mask.
         .target(name: "Spawn"),
@@ -79,6 +81,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Fuzz targets (Fuzz/). In a normal build each replays the files it is given;
+        // scripts/fuzz.sh builds them with libFuzzer (-sanitize=fuzzer,address -D FUZZING)
+        // in .build-fuzz.
+        .target(name: "FuzzHarness", path: "Fuzz/Harness"),
+        .executableTarget(name: "FuzzJPEGDecode", dependencies: ["Inception", "FuzzHarness"], path: "Fuzz/Targets/JPEGDecode"),
+        .executableTarget(name: "FuzzRequestJSON", dependencies: ["Jobs", "FuzzHarness"], path: "Fuzz/Targets/RequestJSON"),
+        .executableTarget(name: "FuzzMQTTPayload", dependencies: ["Jobs", "MQTT", "FuzzHarness"], path: "Fuzz/Targets/MQTTPayload"),
         .testTarget(
             name: "InceptionTests",
             dependencies: ["Inception"],

@@ -16,6 +16,7 @@ packages=(
   docker-compose       # tests validate compose.yaml with `docker-compose config`
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
+  python3 python3-venv # the OpenAPI test installs schemathesis in a venv (scripts/schemathesis-venv.sh)
 )
 
 missing=()

@@ -33,6 +33,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "Largest image in pixels (env CONVEYOR_MAX_PIXELS; default 40000000).")
     var maxPixels: Int?
 
+    @Option(help: "Longest ?wait= of GET /job, in seconds (env CONVEYOR_MAX_WAIT_SECONDS; default 60).")
+    var maxWaitSeconds: Double?
+
     @Option(help: "Jobs a worker runs at once (env CONVEYOR_WORKER_CONCURRENCY; default 1).")
     var concurrency: Int?
 
@@ -103,6 +106,7 @@ struct ServiceOptions: ParsableArguments {
         config.sampleImagePath = sampleImage ?? Environment.string("CONVEYOR_SAMPLE_IMAGE")
         config.maxBodyBytes = maxBodyBytes ?? Environment.int("CONVEYOR_MAX_BODY_BYTES") ?? config.maxBodyBytes
         config.maxPixels = maxPixels ?? Environment.int("CONVEYOR_MAX_PIXELS") ?? config.maxPixels
+        config.maxWaitSeconds = maxWaitSeconds ?? Environment.double("CONVEYOR_MAX_WAIT_SECONDS") ?? config.maxWaitSeconds
         return config
     }
 

@@ -27,6 +27,10 @@ extension JobRequest {
             guard let model = p.userProperty("model") ?? topicModel else {
                 throw RequestDecodingError(reason: "no model named", jobID: id, model: nil)
             }
+            if let topicModel, model != topicModel {
+                throw RequestDecodingError(reason: "request for model '\(model)' published on the topic of '\(topicModel)'",
+                                           jobID: id, model: model)
+            }
             var topK = 5
             if let text = p.userProperty("top_k") {
                 guard let k = Int(text), (1...1000).contains(k) else {
@@ -34,8 +38,24 @@ extension JobRequest {
                 }
                 topK = k
             }
-            self.init(jobID: id, model: model, version: p.userProperty("version").flatMap { Int($0) }, topK: topK,
-                      submittedAt: p.userProperty("submitted_at").flatMap { Int64($0) } ?? Clock.nowMillis(),
+            var version: Int?
+            if let text = p.userProperty("version") {
+                guard let v = Int(text), v >= 1 else {
+                    throw RequestDecodingError(reason: "version must be a positive integer", jobID: id, model: model)
+                }
+                version = v
+            }
+            var submittedAt = Clock.nowMillis()
+            if let text = p.userProperty("submitted_at") {
+                guard let ms = Int64(text), ms >= 0 else {
+                    throw RequestDecodingError(reason: "submitted_at must be milliseconds since 1970", jobID: id, model: model)
+                }
+                submittedAt = ms
+            }
+            if let reply = p.responseTopic, let problem = Topics.problem(withReplyTopic: reply) {
+                throw RequestDecodingError(reason: problem, jobID: id, model: model)
+            }
+            self.init(jobID: id, model: model, version: version, topK: topK, submittedAt: submittedAt,
                       image: Data(message.payload), replyTopic: p.responseTopic)
             return
         }
@@ -52,7 +72,13 @@ extension JobRequest {
                 throw RequestDecodingError(reason: "request for model '\(request.model)' published on the topic of '\(topicModel)'",
                                            jobID: request.jobID, model: request.model)
             }
+            if let version = request.version, version < 1 {
+                throw RequestDecodingError(reason: "version must be a positive integer", jobID: request.jobID, model: request.model)
+            }
             if request.replyTopic == nil { request.replyTopic = p.responseTopic }
+            if let reply = request.replyTopic, let problem = Topics.problem(withReplyTopic: reply) {
+                throw RequestDecodingError(reason: problem, jobID: request.jobID, model: request.model)
+            }
             self = request
         } catch let error as RequestDecodingError {
             throw error
@@ -67,10 +93,26 @@ extension JobRequest {
                 reason = context.debugDescription
             } else if case DecodingError.keyNotFound(let key, _) = error {
                 reason = "missing field '\(key.stringValue)'"
+            } else if case DecodingError.typeMismatch(let type, let context) = error {
+                reason = "field '\(Self.fieldName(context.codingPath))' must be \(Self.describe(type))"
+            } else if case DecodingError.valueNotFound(let type, let context) = error {
+                reason = "field '\(Self.fieldName(context.codingPath))' must be \(Self.describe(type)), not null"
             } else {
                 reason = "invalid request: \(error)"
             }
             throw RequestDecodingError(reason: reason, jobID: id, model: (object?["model"] as? String) ?? topicModel)
+        }
+    }
+
+    private static func fieldName(_ path: [any CodingKey]) -> String {
+        path.map(\.stringValue).joined(separator: ".")
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "an integer"
+        default: "a \(type)"
         }
     }
 

@@ -78,6 +78,14 @@ public final class WorkerService: Service {
             await publish(result, replyTopic: message.properties.responseTopic, correlation: message.properties.correlationData)
             return
         }
+        if let refusal = refusal(of: request) {
+            logger.warning("refused job \(request.jobID): \(refusal)")
+            let result = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .failed,
+                                   timings: JobTimings(queuedAt: request.submittedAt, finishedAt: Clock.nowMillis()),
+                                   error: "bad request: \(refusal)", worker: workerID)
+            await publish(result, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
+            return
+        }
         let startedAt = Clock.nowMillis()
         var running = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .running,
                                 timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt), worker: workerID)
@@ -95,6 +103,21 @@ public final class WorkerService: Service {
         }
         await publish(running, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
     }
+
+    /// Why this worker cannot run a well-formed request: a model or version it does not serve.
+    /// A worker serves one model, as version 1 (``modelVersion``).
+    func refusal(of request: JobRequest) -> String? {
+        if request.model != modelName {
+            return "unknown model '\(request.model)': this worker serves '\(modelName)'"
+        }
+        if let version = request.version, version != Self.modelVersion {
+            return "unknown version \(version) of model '\(modelName)': served versions: [\(Self.modelVersion)]"
+        }
+        return nil
+    }
+
+    /// The version number of the model a worker serves (one version per worker for now).
+    public static let modelVersion = 1
 
     private func publish(_ result: JobResult, replyTopic: String?, correlation: [UInt8]?) async {
         let payload = [UInt8](result.jsonPayload())

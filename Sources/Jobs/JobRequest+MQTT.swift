@@ -84,13 +84,19 @@ extension JobRequest {
             throw error
         } catch {
             // Recover the id, if the JSON got that far, so the job can be failed.
-            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+            let parsed = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            let object = parsed as? [String: Any]
             let id = (object?["job_id"] as? String).flatMap { JobID.isValid($0) ? $0 : nil }
             let reason: String
-            if object == nil {
-                reason = "payload is neither a JPEG nor a JSON request"
+            if parsed == nil {
+                reason = "payload is neither a JPEG nor valid JSON"
+            } else if object == nil {
+                reason = "payload is JSON but not a request object"
+            } else if let problem = Self.wrongType(in: object!) {
+                reason = problem
             } else if case DecodingError.dataCorrupted(let context) = error {
-                reason = context.debugDescription
+                reason = context.codingPath.isEmpty ? context.debugDescription
+                    : "field '\(Self.fieldName(context.codingPath))' has an invalid value (\(context.debugDescription))"
             } else if case DecodingError.keyNotFound(let key, _) = error {
                 reason = "missing field '\(key.stringValue)'"
             } else if case DecodingError.typeMismatch(let type, let context) = error {
@@ -102,6 +108,20 @@ extension JobRequest {
             }
             throw RequestDecodingError(reason: reason, jobID: id, model: (object?["model"] as? String) ?? topicModel)
         }
+    }
+
+    /// The first field of a JSON request object whose value has the wrong type (JSONDecoder
+    /// reports some of these, e.g. `1e30` for an integer, without naming the field).
+    private static func wrongType(in object: [String: Any]) -> String? {
+        for key in ["job_id", "model", "image_b64", "reply_topic"] {
+            if let value = object[key], !(value is NSNull), !(value is String) { return "field '\(key)' must be a string" }
+        }
+        for key in ["top_k", "version", "submitted_at"] {
+            guard let value = object[key], !(value is NSNull) else { continue }
+            let isInteger = (value as? NSNumber).map { String(cString: $0.objCType) != "c" && (value as? Int64) != nil } ?? false
+            if !isInteger { return "field '\(key)' must be an integer" }
+        }
+        return nil
     }
 
     private static func fieldName(_ path: [any CodingKey]) -> String {

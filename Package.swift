@@ -85,9 +85,10 @@ let package = Package(
         // scripts/fuzz.sh builds them with libFuzzer (-sanitize=fuzzer,address -D FUZZING)
         // in .build-fuzz.
         .target(name: "FuzzHarness", path: "Fuzz/Harness"),
-        .executableTarget(name: "FuzzJPEGDecode", dependencies: ["Inception", "FuzzHarness"], path: "Fuzz/Targets/JPEGDecode"),
-        .executableTarget(name: "FuzzRequestJSON", dependencies: ["Jobs", "FuzzHarness"], path: "Fuzz/Targets/RequestJSON"),
-        .executableTarget(name: "FuzzMQTTPayload", dependencies: ["Jobs", "MQTT", "FuzzHarness"], path: "Fuzz/Targets/MQTTPayload"),
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "FuzzJPEGDecode", dependencies: ["Inception", "FuzzHarness", "CFuzzDriver"], path: "Fuzz/Targets/JPEGDecode"),
+        .executableTarget(name: "FuzzRequestJSON", dependencies: ["Jobs", "FuzzHarness", "CFuzzDriver"], path: "Fuzz/Targets/RequestJSON"),
+        .executableTarget(name: "FuzzMQTTPayload", dependencies: ["Jobs", "MQTT", "FuzzHarness", "CFuzzDriver"], path: "Fuzz/Targets/MQTTPayload"),
         .testTarget(
             name: "InceptionTests",
             dependencies: ["Inception"],

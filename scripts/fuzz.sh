@@ -34,7 +34,9 @@ else
 fi
 
 scratch=.build-fuzz
-flags=(-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING)
+# lld: gold fails on libFuzzer beside the renamed entry point (<module>_main) SwiftPM links.
+flags=(-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING
+       -Xswiftc -Xclang-linker -Xswiftc -fuse-ld=lld)
 for t in "${targets[@]}"; do
   swift build --scratch-path "$scratch" "${flags[@]}" --product "${products[$t]}"
 done

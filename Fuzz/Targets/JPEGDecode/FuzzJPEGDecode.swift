@@ -19,10 +19,22 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
 }
 
 #if FUZZING
+import CFuzzDriver
+
+/// libFuzzer's entry: one input.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+/// SwiftPM links an executable target's entry point as `FuzzJPEGDecode_main`; it hands over to
+/// libFuzzer's driver.
+@_cdecl("FuzzJPEGDecode_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzz(data, size) }
 }
 #else
 @main

@@ -4,8 +4,9 @@ import XCTest
 /// `openapi.yaml` against the real ingress: the document is served at `GET /openapi.yaml`
 /// exactly as in the repository, and schemathesis (from PyPI, in a venv made by
 /// `scripts/schemathesis-venv.sh` and kept in `.build/`) sends a bounded number of generated
-/// requests to every operation — valid and invalid ones — and fails on any 5xx or any
-/// answer whose status, content type, headers or body the document does not describe.
+/// requests to every operation — valid and invalid ones, and chains of POST /predict then
+/// GET /job/{id} through the document's links — and fails on any 5xx or any answer whose
+/// status, content type, headers or body the document does not describe.
 ///
 /// The pipeline runs MobileNetV2 (jobs that pass the checks are classified for real) and the
 /// ingress allows `?wait=` up to 1 s, so generated long polls stay short.
@@ -30,7 +31,7 @@ final class OpenAPIConformanceTests: OwnPipelineTestCase {
             "--url", "http://127.0.0.1:\(port)",
             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                 + "response_headers_conformance,response_schema_conformance",
-            "--phases", "examples,coverage,fuzzing",
+            "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", "25", "--seed", "20261121", "--workers", "1",
             "--request-timeout", "30", "--generation-database", "none", "--no-color",
         ]

@@ -6,9 +6,10 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       pkg-config libopenblas-dev libturbojpeg0-dev libhdf5-dev libmosquitto-dev libsqlite3-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Package.swift ./
+COPY Package.swift openapi.yaml ./
 COPY Sources ./Sources
 COPY Tests ./Tests
+COPY Fuzz ./Fuzz
 RUN swift build -c release --product conveyor --static-swift-stdlib \
     && install -D .build/release/conveyor /out/conveyor
 

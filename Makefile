@@ -10,8 +10,11 @@ export CONVEYOR_SAMPLE_IMAGE_PATH ?= $(SHARED)/data/images/cat.jpg
 MODEL ?= models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
 LABELS ?= models/image_net_labels.json
 IMAGE ?= models/cat.jpg
+# `make test` runs each fuzz target this long on its seed corpus; `make fuzz` this long.
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SECONDS ?= 600
 
-.PHONY: deps models build test run classify bench clean
+.PHONY: deps models build test fuzz run classify bench clean
 
 deps:
 	./scripts/install-deps.sh
@@ -28,10 +31,16 @@ run: build models
 	.build/release/conveyor up --model $(MODEL) --labels $(LABELS) --sample-image $(IMAGE)
 
 ## Installs what is missing and runs every test (all XCTest: the empty Swift Testing
-## pass is skipped, so the closing line is XCTest's summary).
+## pass is skipped, so the closing line is XCTest's summary), after a short run of each
+## fuzz target on its seed corpus.
 test: deps
 	$(SWIFT) build --build-tests
+	./scripts/fuzz.sh all $(FUZZ_SMOKE_SECONDS)
 	$(SWIFT) test --skip-build --disable-swift-testing
+
+## Each fuzz target for FUZZ_SECONDS (default 600) from its seeds; see docs/testing.md.
+fuzz:
+	./scripts/fuzz.sh all $(FUZZ_SECONDS)
 
 ## Classifies the sample image.
 classify: build models
@@ -42,4 +51,4 @@ bench: build models
 	.build/release/conveyor bench --model $(MODEL) --batch 1,4,16
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

@@ -71,7 +71,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // A link to the repository's openapi.yaml, served at GET /openapi.yaml.
+            resources: [.embedInCode("openapi.yaml")]
         ),
         // TF Serving's REST and gRPC contract: tensors, signatures, the model catalog.
         .target(name: "TFServing", dependencies: ["Jobs"]),
@@ -116,6 +118,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Fuzz targets (Fuzz/). In a normal build each replays the files it is given;
+        // scripts/fuzz.sh builds them with libFuzzer (-sanitize=fuzzer,address -D FUZZING)
+        // in .build-fuzz.
+        .target(name: "FuzzHarness", path: "Fuzz/Harness"),
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "FuzzJPEGDecode", dependencies: ["Inception", "FuzzHarness", "CFuzzDriver"], path: "Fuzz/Targets/JPEGDecode"),
+        .executableTarget(name: "FuzzRequestJSON", dependencies: ["Jobs", "FuzzHarness", "CFuzzDriver"], path: "Fuzz/Targets/RequestJSON"),
+        .executableTarget(name: "FuzzMQTTPayload", dependencies: ["Jobs", "MQTT", "FuzzHarness", "CFuzzDriver"], path: "Fuzz/Targets/MQTTPayload"),
         .testTarget(
             name: "InceptionTests",
             dependencies: ["Inception"],

@@ -16,7 +16,7 @@ packages=(
   docker-compose       # tests validate compose.yaml with `docker-compose config`
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
-  python3-venv         # tests run TF Serving's Python client from a venv
+  python3 python3-venv # venvs for schemathesis (OpenAPI test) and TF Serving's Python client
 )
 
 missing=()

@@ -55,6 +55,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "Largest image in pixels (env CONVEYOR_MAX_PIXELS; default 40000000).")
     var maxPixels: Int?
 
+    @Option(help: "Longest ?wait= of GET /job, in seconds (env CONVEYOR_MAX_WAIT_SECONDS; default 60).")
+    var maxWaitSeconds: Double?
+
     @Option(help: "Jobs a worker runs at once (env CONVEYOR_WORKER_CONCURRENCY; default 1).")
     var concurrency: Int?
 
@@ -161,6 +164,7 @@ struct ServiceOptions: ParsableArguments {
         if let seconds = predictTimeout ?? Environment.double("CONVEYOR_PREDICT_TIMEOUT") {
             config.predictTimeout = .milliseconds(Int(seconds * 1000))
         }
+        config.maxWaitSeconds = maxWaitSeconds ?? Environment.double("CONVEYOR_MAX_WAIT_SECONDS") ?? config.maxWaitSeconds
         return config
     }
 

@@ -142,6 +142,7 @@ public final class IngressService: Service {
             if let model = self.model { return JSONBody.response(model.labels) }
             return JSONBody.response(try self.announcedDefaultModel().info.classNames)
         }
+        router.get("/openapi.yaml") { _, _ in OpenAPIDocument.response() }
         router.post("/predict") { request, _ in try await self.predict(request) }
         router.get("/predict/test") { _, _ in try await self.predictTest() }
         router.get("/job/:id") { request, context in
@@ -166,23 +167,13 @@ public final class IngressService: Service {
             // collectBody fails only when the body passes the limit.
             throw APIError(.contentTooLarge, "request body over \(configuration.maxBodyBytes) bytes")
         }
-        let object: Any
+        let parsed: PredictRequest
         do {
-            object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView))
+            parsed = try PredictRequest(json: Data(body.readableBytesView))
         } catch {
-            throw APIError(.badRequest, "body is not valid JSON")
+            throw APIError(.badRequest, error.message)
         }
-        guard let fields = object as? [String: Any] else { throw APIError(.badRequest, "body must be a JSON object") }
-        guard let text = fields["image_data"] as? String else {
-            throw APIError(.badRequest, "missing \"image_data\": a base64-encoded JPEG")
-        }
-        guard let image = Base64.decode(text) else { throw APIError(.badRequest, "\"image_data\" is not valid base64") }
-        var topK = 5
-        if let k = fields["top_k"] {
-            guard let n = k as? Int, (1...1000).contains(n) else { throw APIError(.badRequest, "top_k must be an integer from 1 to 1000") }
-            topK = n
-        }
-        return try await submit(image, topK: topK)
+        return try await submit(parsed.image, topK: parsed.topK)
     }
 
     private func predictTest() async throws -> Response {

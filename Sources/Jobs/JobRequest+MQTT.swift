@@ -30,12 +30,33 @@ extension JobRequest {
             guard let model = p.userProperty("model") ?? topicModel else {
                 throw RequestDecodingError(reason: "no model named", jobID: id, model: nil)
             }
+            if let topicModel, model != topicModel {
+                throw RequestDecodingError(reason: "request for model '\(model)' published on the topic of '\(topicModel)'",
+                                           jobID: id, model: model)
+            }
             var topK = 5
             if let text = p.userProperty("top_k") {
                 guard let k = Int(text), (1...1000).contains(k) else {
                     throw RequestDecodingError(reason: "top_k must be an integer from 1 to 1000", jobID: id, model: model)
                 }
                 topK = k
+            }
+            var version: Int? = topicVersion
+            if let text = p.userProperty("version") {
+                guard let v = Int(text), v >= 0 else {
+                    throw RequestDecodingError(reason: "version must be a non-negative integer", jobID: id, model: model)
+                }
+                version = v
+            }
+            var submittedAt = Clock.nowMillis()
+            if let text = p.userProperty("submitted_at") {
+                guard let ms = Int64(text), ms >= 0 else {
+                    throw RequestDecodingError(reason: "submitted_at must be milliseconds since 1970", jobID: id, model: model)
+                }
+                submittedAt = ms
+            }
+            if let reply = p.responseTopic, let problem = Topics.problem(withReplyTopic: reply) {
+                throw RequestDecodingError(reason: problem, jobID: id, model: model)
             }
             var shape: [Int]?
             if isTensor {
@@ -46,8 +67,7 @@ extension JobRequest {
                 }
                 shape = dims
             }
-            self.init(jobID: id, model: model, version: p.userProperty("version").flatMap { Int($0) } ?? topicVersion, topK: topK,
-                      submittedAt: p.userProperty("submitted_at").flatMap { Int64($0) } ?? Clock.nowMillis(),
+            self.init(jobID: id, model: model, version: version, topK: topK, submittedAt: submittedAt,
                       image: Data(message.payload), replyTopic: p.responseTopic, tensorShape: shape)
             if isTensor, tensorValues == nil {
                 throw RequestDecodingError(reason: "tensor payload of \(message.payload.count) bytes does not hold float32 values of shape \(shape!)", jobID: id, model: model)
@@ -67,30 +87,72 @@ extension JobRequest {
                 throw RequestDecodingError(reason: "request for model '\(request.model)' published on the topic of '\(topicModel)'",
                                            jobID: request.jobID, model: request.model)
             }
+            if let version = request.version, version < 0 {
+                throw RequestDecodingError(reason: "version must be a non-negative integer", jobID: request.jobID, model: request.model)
+            }
             if request.replyTopic == nil { request.replyTopic = p.responseTopic }
             if request.version == nil { request.version = topicVersion }
             if request.tensorShape != nil, request.tensorValues == nil {
                 throw RequestDecodingError(reason: "image_b64 does not hold float32 values of tensor_shape \(request.tensorShape!)",
                                            jobID: request.jobID, model: request.model)
             }
+            if let reply = request.replyTopic, let problem = Topics.problem(withReplyTopic: reply) {
+                throw RequestDecodingError(reason: problem, jobID: request.jobID, model: request.model)
+            }
             self = request
         } catch let error as RequestDecodingError {
             throw error
         } catch {
             // Recover the id, if the JSON got that far, so the job can be failed.
-            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+            let parsed = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            let object = parsed as? [String: Any]
             let id = (object?["job_id"] as? String).flatMap { JobID.isValid($0) ? $0 : nil }
             let reason: String
-            if object == nil {
-                reason = "payload is neither a JPEG nor a JSON request"
+            if parsed == nil {
+                reason = "payload is neither a JPEG nor valid JSON"
+            } else if object == nil {
+                reason = "payload is JSON but not a request object"
+            } else if let problem = Self.wrongType(in: object!) {
+                reason = problem
             } else if case DecodingError.dataCorrupted(let context) = error {
-                reason = context.debugDescription
+                reason = context.codingPath.isEmpty ? context.debugDescription
+                    : "field '\(Self.fieldName(context.codingPath))' has an invalid value (\(context.debugDescription))"
             } else if case DecodingError.keyNotFound(let key, _) = error {
                 reason = "missing field '\(key.stringValue)'"
+            } else if case DecodingError.typeMismatch(let type, let context) = error {
+                reason = "field '\(Self.fieldName(context.codingPath))' must be \(Self.describe(type))"
+            } else if case DecodingError.valueNotFound(let type, let context) = error {
+                reason = "field '\(Self.fieldName(context.codingPath))' must be \(Self.describe(type)), not null"
             } else {
                 reason = "invalid request: \(error)"
             }
             throw RequestDecodingError(reason: reason, jobID: id, model: (object?["model"] as? String) ?? topicModel)
+        }
+    }
+
+    /// The first field of a JSON request object whose value has the wrong type (JSONDecoder
+    /// reports some of these, e.g. `1e30` for an integer, without naming the field).
+    private static func wrongType(in object: [String: Any]) -> String? {
+        for key in ["job_id", "model", "image_b64", "reply_topic"] {
+            if let value = object[key], !(value is NSNull), !(value is String) { return "field '\(key)' must be a string" }
+        }
+        for key in ["top_k", "version", "submitted_at"] {
+            guard let value = object[key], !(value is NSNull) else { continue }
+            let isInteger = (value as? NSNumber).map { String(cString: $0.objCType) != "c" && (value as? Int64) != nil } ?? false
+            if !isInteger { return "field '\(key)' must be an integer" }
+        }
+        return nil
+    }
+
+    private static func fieldName(_ path: [any CodingKey]) -> String {
+        path.map(\.stringValue).joined(separator: ".")
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "an integer"
+        default: "a \(type)"
         }
     }
 

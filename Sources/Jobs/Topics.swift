@@ -31,6 +31,16 @@ public enum Topics {
     /// response topic and correlation data on the request).
     public static let storeQuery = "\(root)/store/query"
 
+    /// Why `topic` cannot be a reply topic (a topic name to publish to: 1–65,535
+    /// bytes of UTF-8, no `+` or `#` wildcard, no NUL), or nil if it can.
+    public static func problem(withReplyTopic topic: String) -> String? {
+        if topic.isEmpty { return "reply topic must not be empty" }
+        if topic.utf8.count > 65_535 { return "reply topic is over 65535 bytes" }
+        if topic.contains("+") || topic.contains("#") { return "reply topic must not contain the wildcards + or #" }
+        if topic.utf8.contains(0) { return "reply topic must not contain NUL" }
+        return nil
+    }
+
     /// The job id at the end of a results or events topic.
     public static func jobID(fromTopic topic: String) -> String? {
         guard let last = topic.split(separator: "/").last, topic.hasPrefix(root) else { return nil }

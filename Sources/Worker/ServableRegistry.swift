@@ -76,6 +76,18 @@ public final class ServableRegistry: Sendable {
         }
     }
 
+    /// Why `version` of `model` (or its latest) cannot be served here.
+    public func refusal(model: String, version: Int64?) -> String {
+        table.withLock { t in
+            let served = t.models.filter { name in (t.entries[name] ?? [:]).contains { $0.value.servable != nil } }
+            guard let entries = t.entries[model], served.contains(model) else {
+                return "unknown model '\(model)': this worker serves \(served.map { "'\($0)'" }.joined(separator: ", "))"
+            }
+            let versions = entries.filter { $0.value.servable != nil }.keys.sorted()
+            return "unknown version \(version ?? -1) of model '\(model)': served versions: \(versions)"
+        }
+    }
+
     /// Every loaded version, newest first per model.
     public var available: [LoadedServable] {
         table.withLock { t in

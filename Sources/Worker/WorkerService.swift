@@ -183,9 +183,10 @@ public final class WorkerService: Service {
             return
         }
         guard let servable = registry.servable(request.model, version: request.version.map(Int64.init)) else {
-            let what = request.version.map { "version \($0) of model \(request.model)" } ?? "model \(request.model)"
+            let refusal = registry.refusal(model: request.model, version: request.version.map(Int64.init))
+            logger.warning("refused job \(request.jobID): \(refusal)")
             await fail(jobID: request.jobID, model: request.model, version: request.version,
-                       reason: "\(what) is not served by this worker", message: message, replyTopic: request.replyTopic)
+                       reason: "bad request: \(refusal)", message: message, replyTopic: request.replyTopic)
             return
         }
         let startedAt = Clock.nowMillis()

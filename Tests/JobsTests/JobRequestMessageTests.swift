@@ -37,7 +37,7 @@ final class JobRequestMessageTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         let garbage = (0..<256).map { _ in UInt8.random(in: 0...255, using: &generator) }.filter { $0 != 0xFF }
         XCTAssertThrowsError(try JobRequest(message: message(garbage))) { error in
-            XCTAssertEqual((error as? RequestDecodingError)?.reason, "payload is neither a JPEG nor a JSON request")
+            XCTAssertEqual((error as? RequestDecodingError)?.reason, "payload is neither a JPEG nor valid JSON")
         }
     }
 

@@ -26,6 +26,9 @@ enum Paths {
 
     static let model = shared.appendingPathComponent("models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5").path
     static let labels = shared.appendingPathComponent("data/image_net_labels.json").path
+    /// MobileNetV2 (fast; for tests that need "a model", not InceptionV3's numbers).
+    static let mobileNet = shared.appendingPathComponent("models/mobilenet_v2/mobilenet_v2_1.0_224.h5").path
+    static let mobileNetLabels = shared.appendingPathComponent("models/mobilenet_v2/labels.txt").path
     static let images = shared.appendingPathComponent("data/images", isDirectory: true)
     static let manifest = shared.appendingPathComponent("models/inception_v3/ref/manifest.json")
     static let sampleImage = images.appendingPathComponent("cat.jpg").path

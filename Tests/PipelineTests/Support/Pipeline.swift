@@ -38,6 +38,11 @@ final class Pipeline: @unchecked Sendable {
     var databasePath: String { directory.appendingPathComponent("jobs.sqlite").path }
     /// Extra flags for `conveyor store` (e.g. a short `--lease-seconds`).
     var storeArguments: [String] = []
+    /// The model every service is started with (default InceptionV3) and its labels.
+    var modelPath = Paths.model
+    var labelsPath = Paths.labels
+    /// Extra flags for every service (e.g. `--model-name`).
+    var serviceArguments: [String] = []
     var brokerURL: String { "mqtt://127.0.0.1:\(broker.port)" }
 
     /// How long a service may take to come up (loading InceptionV3 on a busy 2-core machine).
@@ -65,13 +70,14 @@ final class Pipeline: @unchecked Sendable {
     var http: HTTPClient { get throws { try ingress.http } }
 
     /// Checks the prerequisites, makes the directory and starts the broker.
-    init(name: String) throws {
+    /// `brokerConfig`: extra mosquitto.conf lines (e.g. the shipped `message_size_limit`).
+    init(name: String, brokerConfig: [String] = []) throws {
         if let missing = Paths.missingPrerequisite() { throw PipelineError(missing) }
         self.name = name
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("conveyor-pipeline-\(name)-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        broker = try MosquittoBroker()
+        broker = try MosquittoBroker(configLines: brokerConfig)
         try broker.start()
     }
 
@@ -81,7 +87,7 @@ final class Pipeline: @unchecked Sendable {
 
     /// `--broker`, `--model`, `--labels`: what every service is given.
     var commonArguments: [String] {
-        ["--broker", brokerURL, "--model", Paths.model, "--labels", Paths.labels, "--log-level", "info"]
+        ["--broker", brokerURL, "--model", modelPath, "--labels", labelsPath, "--log-level", "info"] + serviceArguments
     }
 
     private func logFile(_ service: String) -> URL { directory.appendingPathComponent("\(service).log") }

@@ -1,0 +1,3 @@
+// Declarations only (include/CFuzzDriver.h); libFuzzer defines the function when a target is
+// built with -sanitize=fuzzer.
+#include "CFuzzDriver.h"

@@ -1,0 +1,98 @@
+import Foundation
+import XCTest
+
+/// `openapi.yaml` against the real ingress: the document is served at `GET /openapi.yaml`
+/// exactly as in the repository, and schemathesis (from PyPI, in a venv made by
+/// `scripts/schemathesis-venv.sh` and kept in `.build/`) sends a bounded number of generated
+/// requests to every operation — valid and invalid ones, and chains of POST /predict then
+/// GET /job/{id} through the document's links — and fails on any 5xx or any answer whose
+/// status, content type, headers or body the document does not describe.
+///
+/// The pipeline runs MobileNetV2 (jobs that pass the checks are classified for real) and the
+/// ingress allows `?wait=` up to 1 s, so generated long polls stay short.
+final class OpenAPIConformanceTests: OwnPipelineTestCase {
+    func testServedDocumentIsTheRepositoryFile() async throws {
+        let pipeline = try await start()
+        let reply = try await pipeline.http.get("/openapi.yaml")
+        XCTAssertEqual(reply.status, 200)
+        XCTAssertEqual(reply.header("Content-Type"), "application/yaml")
+        let file = try Data(contentsOf: Paths.repo.appendingPathComponent("openapi.yaml"))
+        XCTAssertEqual(reply.body, file, "GET /openapi.yaml differs from openapi.yaml in the repository")
+    }
+
+    func testSchemathesisFindsNoServerErrorAndNoMismatch() async throws {
+        let schemathesis = try Self.schemathesis()
+        let pipeline = try await start()
+        let port = try pipeline.ingress.port
+        let work = pipeline.directory.appendingPathComponent("schemathesis", isDirectory: true)
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let arguments = [
+            "run", Paths.repo.appendingPathComponent("openapi.yaml").path,
+            "--url", "http://127.0.0.1:\(port)",
+            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+                + "response_headers_conformance,response_schema_conformance",
+            "--phases", "examples,coverage,fuzzing,stateful",
+            "--max-examples", "25", "--seed", "20261121", "--workers", "1",
+            "--request-timeout", "30", "--generation-database", "none", "--no-color",
+        ]
+        let started = Date()
+        let (status, output) = try Self.run(schemathesis, arguments, in: work, timeout: 300)
+        let seconds = Int(Date().timeIntervalSince(started))
+        print("schemathesis: exit \(status) after \(seconds) s\n\(output.suffix(1500))")
+        XCTAssertEqual(status, 0, "schemathesis found problems (exit \(status), \(seconds) s):\n\(output.suffix(6000))")
+        XCTAssertEqual(pipeline.stoppedServices, [], "services stopped during the run\n\(pipeline.diagnostics())")
+    }
+
+    // MARK: - Helpers
+
+    private func start() async throws -> Pipeline {
+        let pipeline = try Pipeline(name: "openapi")
+        self.pipeline = pipeline
+        pipeline.modelPath = Paths.mobileNet
+        pipeline.labelsPath = Paths.mobileNetLabels
+        pipeline.serviceArguments = ["--model-name", "mobilenet_v2"]
+        try await pipeline.start(workers: ["worker-openapi"], ingresses: [
+            .init(name: "ingress", extraArguments: ["--sample-image", Paths.sampleImage, "--max-wait-seconds", "1"]),
+        ])
+        return pipeline
+    }
+
+    /// The venv's `schemathesis`, made on first use (a minute or two: pip from PyPI).
+    static func schemathesis() throws -> String {
+        let script = Paths.repo.appendingPathComponent("scripts/schemathesis-venv.sh").path
+        let (status, output) = try run("/bin/bash", [script], in: Paths.repo, timeout: 600)
+        let path = output.split(separator: "\n").last.map(String.init) ?? ""
+        guard status == 0, FileManager.default.isExecutableFile(atPath: path) else {
+            throw PipelineError("scripts/schemathesis-venv.sh failed (exit \(status)):\n\(output.suffix(3000))")
+        }
+        return path
+    }
+
+    /// Runs a program to its end (killed after `timeout` seconds); its exit status and its
+    /// standard output and error together.
+    static func run(_ program: String, _ arguments: [String], in directory: URL, timeout: TimeInterval) throws -> (Int32, String) {
+        let log = directory.appendingPathComponent("run-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        defer { try? output.close(); try? FileManager.default.removeItem(at: log) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        ProcessRegistry.shared.add(process.processIdentifier)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(100_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        ProcessRegistry.shared.remove(process.processIdentifier)
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        if Date() >= deadline { return (-1, text + "\n(killed after \(Int(timeout)) s)") }
+        return (process.terminationStatus, text)
+    }
+}

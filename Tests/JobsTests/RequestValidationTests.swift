@@ -25,8 +25,9 @@ final class RequestValidationTests: XCTestCase {
     }
 
     func testBinaryFieldsThatAreNotNumbersAreRefused() {
-        XCTAssertEqual(reason(binary([("job_id", "a"), ("version", "latest")])).0, "version must be a positive integer")
-        XCTAssertEqual(reason(binary([("job_id", "a"), ("version", "0")])).0, "version must be a positive integer")
+        XCTAssertEqual(reason(binary([("job_id", "a"), ("version", "latest")])).0, "version must be a non-negative integer")
+        XCTAssertEqual(reason(binary([("job_id", "a"), ("version", "-1")])).0, "version must be a non-negative integer")
+        XCTAssertNil(reason(binary([("job_id", "a"), ("version", "0")])).0, "TF Serving's version folders start at 0")
         XCTAssertEqual(reason(binary([("job_id", "a"), ("submitted_at", "yesterday")])).0, "submitted_at must be milliseconds since 1970")
         XCTAssertEqual(reason(binary([("job_id", "a"), ("top_k", "five")])).1, "a")
     }

@@ -9,6 +9,7 @@ import Jobs
 import MQTT
 import SwiftProtobuf
 import TFServingAPI
+import TFServing
 import TFServingGRPC
 
 /// `conveyor predict`: the book's `request_inception_v3` client, over any of
@@ -169,7 +170,7 @@ struct PredictCommand: AsyncParsableCommand {
         try await client.connect()
         defer { Task { await client.disconnect() } }
         if metadata {
-            let announcements = try await client.subscribe("conveyor/v1/workers/+", qos: 1)
+            let announcements = try await client.subscribe(ServableAnnouncement.allTopics, qos: 1)
             var found = false
             for await message in announcements where !message.payload.isEmpty {
                 print(String(decoding: message.payload, as: UTF8.self))

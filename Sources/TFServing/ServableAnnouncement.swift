@@ -1,5 +1,5 @@
 /// What one worker serves, published retained on
-/// `conveyor/v1/workers/<worker id>` whenever it changes (and cleared with an
+/// `conveyor/v1/servables/<worker id>` whenever it changes (and cleared with an
 /// empty retained message when the worker stops). Ingresses merge these into
 /// a ``ModelCatalog`` to answer status and metadata requests and to route
 /// predictions to versions that some worker holds.
@@ -93,7 +93,7 @@ public struct ServableAnnouncement: Sendable, Codable, Equatable {
     }
 
     /// The retained topic a worker announces on.
-    public static func topic(worker: String) -> String { "conveyor/v1/workers/\(worker)" }
+    public static func topic(worker: String) -> String { "conveyor/v1/servables/\(worker)" }
     /// What an ingress subscribes to.
-    public static let allTopics = "conveyor/v1/workers/+"
+    public static let allTopics = "conveyor/v1/servables/+"
 }

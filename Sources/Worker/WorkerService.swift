@@ -18,7 +18,7 @@ import TFServing
 /// For every model with a version in service it subscribes to
 /// `$share/<group>/conveyor/v1/requests/<model>` (served by its newest
 /// version) and to `…/<model>/<version>` for each version it holds, and it
-/// announces what it serves, retained, on `conveyor/v1/workers/<client id>`
+/// announces what it serves, retained, on `conveyor/v1/servables/<client id>`
 /// (see ``TFServing/ServableAnnouncement``).
 public final class WorkerService: Service {
     public let configuration: WorkerConfiguration

@@ -26,7 +26,7 @@ struct DeviceCommand: AsyncParsableCommand {
         }
     }
 
-    @Option(help: "Broker URL: mqtt://host[:port] or mqtts://host[:port] (default mqtt://127.0.0.1:1883).")
+    @Option(help: "Broker URL: mqtt://host[:port] or mqtts://host[:port].")
     var broker = "mqtt://127.0.0.1:1883"
 
     @Option(help: "Device account (its namespace is conveyor/v1/devices/<username>/).")

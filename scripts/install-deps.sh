@@ -16,6 +16,7 @@ packages=(
   docker-compose       # tests validate compose.yaml with `docker-compose config`
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
+  openssl              # scripts/make-credentials.sh (passwords, API keys, TLS test certificates)
 )
 
 missing=()

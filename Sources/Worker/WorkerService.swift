@@ -76,6 +76,8 @@ public final class WorkerService: Service {
             // Stop taking new requests; the ones in hand finish and are published.
             Task { for subscription in subscriptions { await subscription.cancel() } }
         }
+        // After a graceful stop the feeders have ended already; after a cancellation this ends them.
+        feeders.cancel()
         await feeders.value
         pool.shutdown()
         await client.disconnect()

@@ -32,7 +32,7 @@ for w in $WORKERS; do
     sleep 0.5
   done
   sleep 2
-  echo "== $w worker(s) x $threads thread(s), kernel: $(grep -o 'OpenBLAS[^\"]*' "$dir/up.log" | head -1 || true)${KERNEL:+ (--blas-kernel $KERNEL)}${KERNEL:-, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}}; $COUNT requests at $RATE/s"
+  echo "== $w worker(s) x $threads thread(s), $(grep -o 'OpenBLAS kernel[^\"]*' "$dir/up.log" | head -1 || true); $COUNT requests at $RATE/s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   "$BIN" device --broker "mqtt://127.0.0.1:$mport" --images "$IMAGES" --rate "$RATE" --count "$COUNT" --timeout 60 2>/dev/null || true
   kill -TERM "$pid"; wait "$pid" || true
   rm -rf "$dir"

@@ -17,6 +17,7 @@ packages=(
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
   python3 python3-venv # the OpenAPI test installs schemathesis in a venv (scripts/schemathesis-venv.sh)
+  openssl              # scripts/make-credentials.sh (passwords, API keys, TLS test certificates)
 )
 
 missing=()

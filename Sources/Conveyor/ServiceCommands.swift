@@ -43,7 +43,7 @@ struct IngressCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = options.logger("conveyor.ingress")
         let model = try options.modelDescription()
-        let ingress = IngressService(configuration: options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: model.name),
+        let ingress = IngressService(configuration: try options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: model.name),
                                      model: model, logger: logger)
         try await ServiceGroup(services: [ingress], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }

@@ -30,6 +30,12 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "Largest request body in bytes (env CONVEYOR_MAX_BODY_BYTES; default 10485760).")
     var maxBodyBytes: Int?
 
+    @Option(help: "Largest request message a worker accepts, in bytes; larger ones are answered failed (env CONVEYOR_MAX_REQUEST_BYTES; default 12582912). Keep mosquitto's message_size_limit above it.")
+    var maxRequestBytes: Int?
+
+    @Option(help: "File of API keys the ingress accepts as `Authorization: Bearer KEY`, one per line (env CONVEYOR_API_KEYS_FILE; or env CONVEYOR_API_KEYS, comma-separated). Without keys the API is open.")
+    var apiKeysFile: String?
+
     @Option(help: "Largest image in pixels (env CONVEYOR_MAX_PIXELS; default 40000000).")
     var maxPixels: Int?
 
@@ -82,7 +88,23 @@ struct ServiceOptions: ParsableArguments {
         config.concurrency = concurrency ?? Environment.int("CONVEYOR_WORKER_CONCURRENCY") ?? 1
         config.engineThreads = threads ?? Environment.int("CONVEYOR_THREADS")
         config.maxPixels = maxPixels ?? Environment.int("CONVEYOR_MAX_PIXELS") ?? config.maxPixels
+        config.maxRequestBytes = maxRequestBytes ?? Environment.int("CONVEYOR_MAX_REQUEST_BYTES") ?? config.maxRequestBytes
         return config
+    }
+
+    /// The API keys from `--api-keys-file`, `CONVEYOR_API_KEYS_FILE` and `CONVEYOR_API_KEYS`.
+    func apiKeys() throws -> Set<String> {
+        var keys = Set<String>()
+        if let file = apiKeysFile ?? Environment.string("CONVEYOR_API_KEYS_FILE") {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the API keys file \(file)")
+            }
+            keys.formUnion(APIKeys.parse(file: text))
+        }
+        if let list = Environment.string("CONVEYOR_API_KEYS") {
+            keys.formUnion(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+        return keys
     }
 
     func storeConfiguration(broker: MQTTConfiguration) -> ResultStoreConfiguration {
@@ -98,7 +120,7 @@ struct ServiceOptions: ParsableArguments {
         return config
     }
 
-    func ingressConfiguration(broker: MQTTConfiguration, modelName: String) -> IngressConfiguration {
+    func ingressConfiguration(broker: MQTTConfiguration, modelName: String) throws -> IngressConfiguration {
         var config = IngressConfiguration(broker: broker)
         config.modelName = modelName
         config.port = port ?? Environment.int("CONVEYOR_PORT") ?? config.port
@@ -107,6 +129,7 @@ struct ServiceOptions: ParsableArguments {
         config.maxBodyBytes = maxBodyBytes ?? Environment.int("CONVEYOR_MAX_BODY_BYTES") ?? config.maxBodyBytes
         config.maxPixels = maxPixels ?? Environment.int("CONVEYOR_MAX_PIXELS") ?? config.maxPixels
         config.maxWaitSeconds = maxWaitSeconds ?? Environment.double("CONVEYOR_MAX_WAIT_SECONDS") ?? config.maxWaitSeconds
+        config.apiKeys = try apiKeys()
         return config
     }
 

@@ -57,7 +57,7 @@ struct UpCommand: AsyncParsableCommand {
         }
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
         let model = description!
-        let ingressConfig = options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL), modelName: model.name)
+        let ingressConfig = try options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL), modelName: model.name)
         services.append(IngressService(configuration: ingressConfig, model: model, logger: options.logger("conveyor.ingress")))
         logger.info("conveyor up: broker \(brokerURL!), HTTP on \(ingressConfig.host):\(ingressConfig.port), jobs in \(storeOptions.databasePath); Ctrl-C stops everything")
         try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()

@@ -21,5 +21,9 @@ public struct IngressConfiguration: Sendable {
     /// How long to wait for the result store to answer a job lookup.
     public var storeTimeout: Duration = .seconds(5)
 
+    /// API keys accepted as `Authorization: Bearer <key>` on every route but `/health`;
+    /// empty (the default) leaves the API open.
+    public var apiKeys: Set<String> = []
+
     public init(broker: MQTTConfiguration) { self.broker = broker }
 }

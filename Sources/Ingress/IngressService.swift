@@ -29,6 +29,9 @@ public final class IngressService: Service {
     }
 
     public func run() async throws {
+        if !configuration.apiKeys.isEmpty {
+            logger.info("API keys required (\(configuration.apiKeys.count) configured; /health stays open)")
+        }
         try await client.connect()
         try await store.start()
         let results = try await client.subscribe(Topics.allResults, qos: 1)
@@ -50,6 +53,9 @@ public final class IngressService: Service {
     /// The routes of the book's async API.
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        if !configuration.apiKeys.isEmpty {
+            router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
+        }
         router.get("/health") { _, _ in JSONBody.response(["health": "ok"]) }
         router.get("/metadata") { _, _ in JSONBody.response(self.model.metadata) }
         router.get("/label") { _, _ in JSONBody.response(self.model.labels) }

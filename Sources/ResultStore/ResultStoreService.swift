@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// it over MQTT.
 ///
 /// Subscriptions (all QoS 1):
-/// - ``Jobs/Topics/allRequests``, the ledger: each request is recorded
+/// - ``Jobs/Topics/allRequests`` and ``Jobs/Topics/allDeviceRequests``, the
+///   ledger: each request is recorded
 ///   `queued`. JSON and binary (`image/jpeg`, fields in user properties)
 ///   requests are read with `JobRequest(message:)`. Undecodable ones are
 ///   logged and skipped: the worker answers those with a failed result, which
@@ -54,11 +55,12 @@ public struct ResultStoreService: Service {
         try await client.connect()
         do {
             let requests = try await client.subscribe(Topics.allRequests, qos: 1)
+            let deviceRequests = try await client.subscribe(Topics.allDeviceRequests, qos: 1)
             let results = try await client.subscribe(Topics.allResults, qos: 1)
             let events = try await client.subscribe(Topics.allEvents, qos: 1)
             let queries = try await client.subscribe(Topics.storeQuery, qos: 1)
             logger.info("result store running", metadata: ["database": "\(database.path)"])
-            let subscriptions = [requests, results, events, queries]
+            let subscriptions = [requests, deviceRequests, results, events, queries]
             // On graceful shutdown the subscriptions end: what they already
             // received is still recorded (it was acknowledged to the broker).
             try await withGracefulShutdownHandler { [self] in
@@ -66,6 +68,10 @@ public struct ResultStoreService: Service {
                     group.addTask {
                         for await message in requests { await self.handleRequest(message) }
                         try Self.checkEnded(Topics.allRequests)
+                    }
+                    group.addTask {
+                        for await message in deviceRequests { await self.handleRequest(message) }
+                        try Self.checkEnded(Topics.allDeviceRequests)
                     }
                     group.addTask {
                         for await message in results { await self.handleResult(message) }
@@ -111,7 +117,8 @@ public struct ResultStoreService: Service {
 
     /// The ledger's promise: a job with no result by the end of its lease is
     /// published again; after `maxDeliveries` it ends `failed` (and that
-    /// result is published like a worker's).
+    /// result is published like a worker's, on the job's result topic and on
+    /// the request's reply topic, e.g. a device's).
     func redeliveryLoop(client: MQTTClient) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.redeliveryInterval)
@@ -134,6 +141,13 @@ public struct ResultStoreService: Service {
                                            error: "no result after \(job.deliveries) deliveries", worker: nil)
                     try await database.recordResult(result)
                     try await client.publish(Topics.result(job: job.id), payload: [UInt8](result.jsonPayload()), qos: 1)
+                    // A device waits on its reply topic (kept in the ledger's copy of the request).
+                    if let reply = (try? JSONCoding.decoder.decode(JobRequest.self, from: Data(job.payload)))?.replyTopic,
+                       reply != Topics.result(job: job.id) {
+                        var properties = MQTTProperties()
+                        properties.contentType = "application/json"
+                        try await client.publish(reply, payload: [UInt8](result.jsonPayload()), qos: 1, properties: properties)
+                    }
                     logger.warning("ledger: job failed after \(job.deliveries) deliveries", metadata: ["job_id": "\(job.id)"])
                 } else {
                     try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
@@ -155,7 +169,7 @@ public struct ResultStoreService: Service {
         let p = message.properties
         let binary = p.contentType?.hasPrefix("image/") == true
             || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
-        if binary && p.userProperty("job_id") == nil {
+        if binary && p.userProperty("job_id") == nil && Topics.deviceRequest(fromTopic: message.topic) == nil {
             // The worker makes up an id for these; the store learns it from the result.
             logger.debug("ledger: binary request without job_id", metadata: ["topic": "\(message.topic)"])
             return

@@ -17,6 +17,10 @@ public struct WorkerConfiguration: Sendable {
     public var engineThreads: Int?
     /// Largest image accepted, in pixels.
     public var maxPixels: Int = 40_000_000
+    /// Largest request message accepted, in bytes (default 12 MiB). Larger ones are answered
+    /// `failed` with the reason. Keep the broker's `message_size_limit` above it, so the
+    /// broker passes oversized requests on to be answered instead of dropping them.
+    public var maxRequestBytes: Int = 12 * 1024 * 1024
     /// The shared-subscription group (workers in one group split the load).
     public var group: String = "workers"
 

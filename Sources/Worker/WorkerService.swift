@@ -40,42 +40,73 @@ public final class WorkerService: Service {
 
     public func run() async throws {
         try await client.connect()
-        let subscription = try await client.subscribe(Topics.workerSubscription(model: modelName, group: configuration.group), qos: 1)
-        logger.info("worker \(workerID) subscribed to \(Topics.workerSubscription(model: modelName, group: configuration.group))")
+        let filters = [Topics.workerSubscription(model: modelName, group: configuration.group),
+                       Topics.deviceWorkerSubscription(model: modelName, group: configuration.group)]
+        var subscribed: [MQTTSubscription] = []
+        for filter in filters {
+            subscribed.append(try await client.subscribe(filter, qos: 1))
+            logger.info("worker \(workerID) subscribed to \(filter)")
+        }
+        let subscriptions = subscribed
+        // The local queue: every message stamped with its arrival, so a request's message
+        // expiry counts the time it waited here too.
+        let (queue, arrivals) = AsyncStream.makeStream(of: (MQTTMessage, ContinuousClock.Instant).self)
+        let feeders = Task {
+            await withDiscardingTaskGroup { group in
+                for subscription in subscriptions {
+                    group.addTask { for await message in subscription { arrivals.yield((message, .now)) } }
+                }
+            }
+            arrivals.finish()
+        }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 var inFlight = 0
-                for await message in subscription {
+                for await (message, arrivedAt) in queue {
                     if inFlight >= pool.threads {
                         await group.next()
                         inFlight -= 1
                     }
                     inFlight += 1
-                    group.addTask { await self.handle(message) }
+                    group.addTask { await self.handle(message, arrivedAt: arrivedAt) }
                 }
                 await group.waitForAll()
             }
         } onGracefulShutdown: {
             // Stop taking new requests; the ones in hand finish and are published.
-            Task { await subscription.cancel() }
+            Task { for subscription in subscriptions { await subscription.cancel() } }
         }
+        // After a graceful stop the feeders have ended already; after a cancellation this ends them.
+        feeders.cancel()
+        await feeders.value
         pool.shutdown()
         await client.disconnect()
         logger.info("worker \(workerID) stopped")
     }
 
-    /// Handles one request message: always publishes exactly one result for it.
-    func handle(_ message: MQTTMessage) async {
+    /// Handles one request message: always publishes exactly one result for it. A request
+    /// whose v5 Message Expiry Interval (what was left of it when it arrived) ran out
+    /// before now, when the worker takes it from its local queue, is answered `expired`.
+    func handle(_ message: MQTTMessage, arrivedAt: ContinuousClock.Instant = .now) async {
         let request: JobRequest
         do {
-            request = try JobRequest(message: message)
+            request = try JobRequest(message: message, maxBytes: configuration.maxRequestBytes)
         } catch {
             logger.warning("bad request on \(message.topic): \(error.reason)")
             let id = error.jobID ?? JobID.make()
             let result = JobResult(jobID: id, model: error.model ?? modelName, status: .failed,
                                    timings: JobTimings(finishedAt: Clock.nowMillis()),
                                    error: "bad request: \(error.reason)", worker: workerID)
-            await publish(result, replyTopic: message.properties.responseTopic, correlation: message.properties.correlationData)
+            await publish(result, replyTopic: error.replyTopic, correlation: message.properties.correlationData)
+            return
+        }
+        if let seconds = message.properties.messageExpiryInterval, ContinuousClock.now > arrivedAt + .seconds(Int(seconds)) {
+            logger.notice("job \(request.jobID) expired before it was taken (message expiry \(seconds) s)")
+            let result = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .expired,
+                                   timings: JobTimings(queuedAt: request.submittedAt, finishedAt: Clock.nowMillis()),
+                                   error: "expired: its message expiry interval (\(seconds) s left on arrival) ran out before a worker took it",
+                                   worker: workerID)
+            await publish(result, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
             return
         }
         if let refusal = refusal(of: request) {

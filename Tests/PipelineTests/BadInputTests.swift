@@ -20,8 +20,8 @@ final class BadInputTests: XCTestCase {
 
     static let shared = SharedPipeline {
         let pipeline = try Pipeline(name: "bad-input", brokerConfig: ["message_size_limit 16777216"])
-        pipeline.modelPath = Paths.mobileNet
-        pipeline.labelsPath = Paths.mobileNetLabels
+        pipeline.model = Paths.mobileNet
+        pipeline.labels = Paths.mobileNetLabels
         pipeline.serviceArguments = ["--model-name", BadInputTests.model]
         try await pipeline.start(workers: [BadInputTests.worker], ingresses: [.init(name: "ingress")])
         return pipeline

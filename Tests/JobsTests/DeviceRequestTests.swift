@@ -86,7 +86,7 @@ final class DeviceRequestTests: XCTestCase {
 
         let garbage = try XCTUnwrap(decodingError(MQTTMessage(topic: topic, payload: Array("hello".utf8))))
         XCTAssertEqual(garbage.replyTopic, "conveyor/v1/devices/cam-1/replies/invalid")
-        XCTAssertTrue(garbage.reason.contains("neither a JPEG nor a JSON"), garbage.reason)
+        XCTAssertTrue(garbage.reason.contains("neither a JPEG nor valid JSON"), garbage.reason)
     }
 
     func testDeviceNamesAndIDLength() throws {

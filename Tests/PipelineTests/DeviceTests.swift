@@ -185,7 +185,7 @@ final class DeviceTests: XCTestCase {
         try await v5.client.publish(topic, payload: [UInt8](jpeg), qos: 1, properties: steal)
 
         let cases: [(DeviceClient, String, String, String?)] = [
-            (v311, reply("invalid"), "neither a JPEG nor a JSON request", nil),
+            (v311, reply("invalid"), "neither a JPEG nor valid JSON", nil),
             (v311, reply("no-image"), "missing field 'image_b64'", "cam-a_no-image"),
             (v5, reply("big-1"), "over the limit of \(Self.maxRequestBytes) bytes", "cam-a_big-1"),
             (v5, reply("junk-1"), "bad image", "cam-a_junk-1"),

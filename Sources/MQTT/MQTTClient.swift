@@ -117,6 +117,24 @@ public final class MQTTClient: Sendable {
         let (host, port, keepAlive) = (configuration.host, configuration.port, configuration.keepAlive)
         logger.debug("connecting to \(host):\(port)")
         lifecycle.async { [self] in
+            if let expiry = sessionExpiry {
+                // Connections with CONNECT properties are made (and remade) by us.
+                let rc = mosquitto.connectV5(host: host, port: port, keepAlive: keepAlive, sessionExpiry: expiry)
+                if rc == Mosquitto.success {
+                    let loop = mosquitto.startLoop()
+                    if loop == Mosquitto.success { return }
+                    guard let taken = state.withLock({ $0.beginShutdown() }) else { return }
+                    mosquitto.disconnect()
+                    finishShutdown(taken, failing: .library(code: Int(loop), message: Mosquitto.errorString(loop)))
+                } else if rc == Mosquitto.invalid {
+                    guard let taken = state.withLock({ $0.beginShutdown() }) else { return }
+                    finishShutdown(taken, failing: .library(code: Int(rc), message: Mosquitto.errorString(rc)))
+                } else {
+                    logger.debug("connect: \(Mosquitto.errorString(rc)); trying again")
+                    scheduleRestart()
+                }
+                return
+            }
             var rc = mosquitto.connectAsync(host: host, port: port, keepAlive: keepAlive)
             // A refused or unreachable TCP connect is retried by the network thread;
             // only bad arguments are final.
@@ -436,6 +454,7 @@ public final class MQTTClient: Sendable {
 
     private func connectionLost(code: Int) {
         let wasConnected = state.withLock { $0.phase == .connected }
+        let ownReconnect = sessionExpiry != nil
         let next = state.withLock { state -> AfterLoss in
             switch state.phase {
             case .idle, .closing:
@@ -449,6 +468,10 @@ public final class MQTTClient: Sendable {
             // for good after a DISCONNECT from the broker (MQTT 5; code 0 or a reason code)
             // and after "fatal" errors. Then the loop has to be started again.
             let brokerDisconnected = code == 0 || code >= 0x80
+            if ownReconnect {
+                state.reviveAttempts += 1
+                return .restartLoop(attempt: state.reviveAttempts)
+            }
             guard brokerDisconnected || Mosquitto.endsLoop(code) else { return .nothing }
             if state.phase == .connecting, !brokerDisconnected {
                 return .fail(.library(code: code, message: Mosquitto.errorString(Int32(code))))
@@ -467,12 +490,35 @@ public final class MQTTClient: Sendable {
             logger.error("cannot connect: \(error)")
             giveUp(error)
         case let .restartLoop(attempt):
+            if ownReconnect {
+                // Stop libmosquitto's own reconnect (it would send no session expiry); we reconnect.
+                mosquitto.disconnect()
+            }
             let minimum = max(1, configuration.reconnectDelayMin)
             let delay = min(minimum << min(attempt - 1, 16), max(minimum, configuration.reconnectDelayMax))
             Task { [weak self] in
                 try? await Task.sleep(for: .seconds(delay))
                 await self?.restartLoop()
             }
+        }
+    }
+
+    /// The session expiry interval to send, when the client makes its own connections.
+    private var sessionExpiry: UInt32? {
+        configuration.protocolVersion == .v5 ? configuration.sessionExpiry : nil
+    }
+
+    /// Tries `restartLoop` again after the backoff delay.
+    private func scheduleRestart() {
+        let attempt = state.withLock { state -> Int in
+            state.reviveAttempts += 1
+            return state.reviveAttempts
+        }
+        let minimum = max(1, configuration.reconnectDelayMin)
+        let delay = min(minimum << min(attempt - 1, 16), max(minimum, configuration.reconnectDelayMax))
+        Task { [weak self] in
+            try? await Task.sleep(for: .seconds(delay))
+            await self?.restartLoop()
         }
     }
 
@@ -483,6 +529,14 @@ public final class MQTTClient: Sendable {
             logger.debug("restarting the network thread")
             mosquitto.disconnect()
             mosquitto.stopLoop()
+            if let expiry = sessionExpiry {
+                let rc = mosquitto.connectV5(host: configuration.host, port: configuration.port,
+                                             keepAlive: configuration.keepAlive, sessionExpiry: expiry)
+                if rc == Mosquitto.success, mosquitto.startLoop() == Mosquitto.success { return }
+                logger.debug("reconnect: \(Mosquitto.errorString(rc)); trying again")
+                scheduleRestart()
+                return
+            }
             let rc = mosquitto.reconnectAsync()
             if rc != Mosquitto.success {
                 logger.debug("reconnect: \(Mosquitto.errorString(rc)); the network thread retries")

@@ -38,6 +38,9 @@ final class Pipeline: @unchecked Sendable {
     var databasePath: String { directory.appendingPathComponent("jobs.sqlite").path }
     /// Extra flags for `conveyor store` (e.g. a short `--lease-seconds`).
     var storeArguments: [String] = []
+    /// `--model` and `--labels` (and anything else about the model) for every service:
+    /// InceptionV3 unless a test picks another (``useMobileNet()``).
+    var modelArguments = ["--model", Paths.model, "--labels", Paths.labels]
     var brokerURL: String { "mqtt://127.0.0.1:\(broker.port)" }
 
     /// How long a service may take to come up (loading InceptionV3 on a busy 2-core machine).
@@ -65,13 +68,15 @@ final class Pipeline: @unchecked Sendable {
     var http: HTTPClient { get throws { try ingress.http } }
 
     /// Checks the prerequisites, makes the directory and starts the broker.
-    init(name: String) throws {
+    /// With `brokerPersistence` the broker keeps sessions and queued messages across a
+    /// restart (`persistence true` in its temporary directory).
+    init(name: String, brokerPersistence: Bool = false) throws {
         if let missing = Paths.missingPrerequisite() { throw PipelineError(missing) }
         self.name = name
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("conveyor-pipeline-\(name)-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        broker = try MosquittoBroker()
+        broker = try MosquittoBroker(configLines: ["max_queued_messages 10000"], persistence: brokerPersistence)
         try broker.start()
     }
 
@@ -81,7 +86,7 @@ final class Pipeline: @unchecked Sendable {
 
     /// `--broker`, `--model`, `--labels`: what every service is given.
     var commonArguments: [String] {
-        ["--broker", brokerURL, "--model", Paths.model, "--labels", Paths.labels, "--log-level", "info"]
+        ["--broker", brokerURL] + modelArguments + ["--log-level", "info"]
     }
 
     private func logFile(_ service: String) -> URL { directory.appendingPathComponent("\(service).log") }
@@ -116,11 +121,12 @@ final class Pipeline: @unchecked Sendable {
     }
 
     @discardableResult
-    func launchWorker(clientID: String, extraArguments: [String] = []) throws -> ServiceProcess {
+    func launchWorker(clientID: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws -> ServiceProcess {
         let process = ServiceProcess(
             name: clientID,
             arguments: ["worker"] + commonArguments + ["--client-id", clientID] + extraArguments,
-            logFile: logFile(clientID))
+            logFile: logFile(clientID),
+            environment: ServiceProcess.childEnvironment().merging(environment) { $1 })
         try process.start()
         lock.withLock { _workers[clientID] = process }
         return process

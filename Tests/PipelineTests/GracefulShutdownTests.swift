@@ -1,0 +1,55 @@
+import Foundation
+import Jobs
+import XCTest
+
+/// SIGTERM: a worker stops taking jobs, finishes the ones it is running, hands the queued
+/// ones back to the ledger and exits 0 promptly; the ingress keeps its promise for what it
+/// accepted.
+final class GracefulShutdownTests: FaultTestCase {
+    func testSIGTERMedWorkerFinishesItsJobHandsBackItsQueueAndExitsPromptly() async throws {
+        // A long lease: handed-back jobs must be published again at once, not after 60 s.
+        let pipeline = try makePipeline("sigterm", lease: 60)
+        try await pipeline.start(workers: ["worker-a"], workerArguments: Self.workerArguments,
+                                 ingresses: [.init(name: "ingress")])
+        let listener = try await ResultListener.start(port: pipeline.broker.port)
+        defer { Task { await listener.stop() } }
+
+        let ids = try await Self.submit(40, to: pipeline, concurrency: 8)
+        let idSet = Set(ids)
+        _ = try await listener.wait(timeout: 60) { received in
+            received.compactMap(\.result).filter { idSet.contains($0.jobID) && $0.status.isTerminal }.count >= 3
+        }
+        let worker = try XCTUnwrap(pipeline.workers["worker-a"])
+        let stopStarted = Date()
+        let ended = worker.stop(grace: 20)
+        let stopSeconds = Date().timeIntervalSince(stopStarted)
+        XCTAssertEqual(ended, "exit 0", "the worker should exit cleanly on SIGTERM\n\(worker.logTail())")
+        XCTAssertLessThan(stopSeconds, 5, "the worker should exit promptly (it took \(stopSeconds) s)")
+        let doneByA = listener.terminalByJob.filter { idSet.contains($0.key) }
+        XCTAssertTrue(doneByA.values.allSatisfy { $0.status == .succeeded && $0.worker == "worker-a" },
+                      "what worker-a finished (including the job it was running at SIGTERM) succeeded")
+        XCTAssertLessThan(doneByA.count, ids.count, "worker-a should have been stopped with jobs still queued")
+        XCTAssertTrue(worker.log.contains("hands back"), "the queued jobs should be handed back\n\(worker.logTail())")
+
+        // A second worker takes the handed-back jobs at once (well within the 60 s lease).
+        let restarted = Date()
+        let b = try pipeline.launchWorker(clientID: "worker-b", extraArguments: Self.workerArguments)
+        try b.waitForLog("subscribed to $share/", timeout: 120)
+        let answers = try await waitUntilTerminal(ids, in: pipeline, timeout: 45)
+        XCTAssertEqual(Self.countByStatus(answers), ["succeeded": ids.count], pipeline.diagnostics())
+        XCTAssertLessThan(Date().timeIntervalSince(restarted), 50, "handed-back jobs must not wait for their lease")
+    }
+
+    func testSIGTERMedIngressAndStoreExitCleanly() async throws {
+        let pipeline = try makePipeline("sigterm-services", lease: 60)
+        try await pipeline.start(workers: ["worker-a"], workerArguments: Self.workerArguments,
+                                 ingresses: [.init(name: "ingress")])
+        let ids = try await Self.submit(5, to: pipeline)
+        let answers = try await waitUntilTerminal(ids, in: pipeline, timeout: 60)
+        XCTAssertEqual(Self.countByStatus(answers), ["succeeded": 5])
+        let ingress = try pipeline.ingress.process
+        XCTAssertEqual(ingress.stop(grace: 15), "exit 0", ingress.logTail())
+        XCTAssertEqual(pipeline.workers["worker-a"]?.stop(grace: 15), "exit 0")
+        XCTAssertEqual(pipeline.store?.stop(grace: 15), "exit 0", pipeline.store?.logTail() ?? "")
+    }
+}

@@ -200,6 +200,8 @@ public struct ResultStoreService: Service {
             let stats = LedgerStats(queued: counts.queued, running: counts.running, at: Clock.nowMillis())
             let payload = try JSONCoding.encoder.encode(stats)
             try await client.publish(Topics.ledgerStats, payload: [UInt8](payload), qos: 0, retain: true)
+        } catch is CancellationError {
+            // Stopping.
         } catch {
             logger.warning("ledger: cannot publish stats", metadata: ["error": "\(error)"])
         }

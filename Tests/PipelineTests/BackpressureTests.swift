@@ -7,7 +7,7 @@ import XCTest
 /// Nothing refused is published; everything accepted is kept.
 final class BackpressureTests: FaultTestCase {
     func testQueueLimitRefusesWith503AndAcceptedJobsAreKept() async throws {
-        let pipeline = try makePipeline("queue-limit", lease: 60)
+        let pipeline = try makePipeline("queue-limit", lease: 3)
         try await pipeline.start(ingresses: [.init(name: "ingress", extraArguments: ["--max-queued", "4"])])
         let image = try Self.images()[0]
         // No worker: every accepted job stays queued.

@@ -126,6 +126,8 @@ def main():
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory with the logs")
     args = ap.parse_args()
+    # SIGTERM stops the run like Ctrl-C: the finally clause stops every child process.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     rng = random.Random(args.seed)
 
     images = []
@@ -143,7 +145,7 @@ def main():
                 + ("user root\n" if os.getuid() == 0 else ""))
     broker = Service("mosquitto", ["/usr/sbin/mosquitto", "-c", conf], data)
     common = ["--broker", f"mqtt://127.0.0.1:{mqtt_port}", "--model", args.model, "--labels", args.labels,
-              "--model-name", "soak", "--log-level", "notice"]
+              "--model-name", "soak", "--log-level", "info"]
     env_threads = str(max(1, (os.cpu_count() or 2) // args.workers))
     store = Service("store", [args.binary, "store"] + common + [
         "--database", os.path.join(data, "jobs.sqlite"), "--lease-seconds", str(args.lease)], data)
@@ -245,6 +247,16 @@ def main():
         chaos_thread = threading.Thread(target=chaos, daemon=True)
         chaos_thread.start()
 
+        def ledger_stats():
+            """The store's retained ledger counts (queued/running), read with mosquitto_sub."""
+            try:
+                out = subprocess.run(["mosquitto_sub", "-p", str(mqtt_port), "-t", "conveyor/v1/store/stats",
+                                      "-C", "1", "-W", "2"], capture_output=True, text=True, timeout=5).stdout
+                stats = json.loads(out)
+                return f"{stats['queued']} queued, {stats['running']} running"
+            except (ValueError, KeyError, subprocess.SubprocessError):
+                return "no stats"
+
         def ask(ids):
             """The store's status of each job (via the ingress)."""
             out = {}
@@ -272,9 +284,9 @@ def main():
                 last_print = time.time()
                 with lock:
                     acc, ref = len(state["accepted"]), state["refused"]
-                status, payload, _ = http("GET", base + "/health", timeout=2)
-                log(f"submitted {next_index[0]}/{args.jobs}, accepted {acc}, refused {ref} (retried), "
-                    f"worker kills {state['kills']}, broker restarts {state['broker_restarts']}")
+                ledger = ledger_stats()
+                log(f"submitted {next_index[0]}/{args.jobs}, accepted {acc}, refused {ref} (retried); "
+                    f"ledger: {ledger}; worker kills {state['kills']}, broker restarts {state['broker_restarts']}")
         chaos_thread.join()
         for w in workers:
             if not w.running():

@@ -240,6 +240,18 @@ public final class MQTTClient: Sendable {
                 try state.requireActive()
                 state.subscriptions[subscriptionID] = entry
                 state.filterWaiters[filter, default: []].append(id)
+                // Messages of a resumed session that came before this subscription, in order.
+                if !state.early.isEmpty {
+                    var kept: [MQTTMessage] = []
+                    for message in state.early {
+                        if Self.topic(message.topic, matchesFilter: entry.matchFilter) {
+                            entry.continuation.yield(message)
+                        } else {
+                            kept.append(message)
+                        }
+                    }
+                    state.early = kept
+                }
                 return nil
             } afterRegistering: { id in
                 let (rc, mid) = self.mosquitto.subscribe(filter, qos: qos)
@@ -338,9 +350,47 @@ public final class MQTTClient: Sendable {
         let targets = state.withLock { state in
             state.subscriptions.values.map { ($0.matchFilter, $0.continuation) }
         }
+        var delivered = false
         for (filter, continuation) in targets where Mosquitto.topic(message.topic, matches: filter) {
             continuation.yield(message)
+            delivered = true
         }
+        guard !delivered, keepsEarlyMessages else { return }
+        // A resumed persistent session: the broker sends what it queued right after the
+        // CONNACK, before this process has subscribed again. Keep it for that subscription.
+        let (late, dropped) = state.withLock { state -> ([AsyncStream<MQTTMessage>.Continuation], Bool) in
+            let matching = state.subscriptions.values.filter { Self.topic(message.topic, matchesFilter: $0.matchFilter) }
+            guard matching.isEmpty else { return (matching.map(\.continuation), false) }
+            state.early.append(message)
+            guard state.early.count > Self.earlyMessageLimit else { return ([], false) }
+            state.early.removeFirst()
+            return ([], true)
+        }
+        for continuation in late { continuation.yield(message) }
+        if dropped {
+            logger.error("more than \(Self.earlyMessageLimit) messages arrived for no subscription; dropping the oldest")
+        }
+    }
+
+    /// How many messages of a resumed session are kept until a subscription claims them.
+    static let earlyMessageLimit = 20_000
+
+    /// Whether messages that match no subscription are kept for a later `subscribe`: only
+    /// for a persistent session (clean start off, session expiry set).
+    private var keepsEarlyMessages: Bool { !configuration.cleanStart && sessionExpiry != nil }
+
+    /// MQTT topic matching (`+`, `#`, and `$` topics not matched by a leading wildcard), in
+    /// Swift so that it can run under the state lock.
+    static func topic(_ topic: String, matchesFilter filter: String) -> Bool {
+        let t = topic.split(separator: "/", omittingEmptySubsequences: false)
+        let f = filter.split(separator: "/", omittingEmptySubsequences: false)
+        if t.first?.hasPrefix("$") == true, let first = f.first, first == "+" || first == "#" { return false }
+        for (i, level) in f.enumerated() {
+            if level == "#" { return true }
+            guard i < t.count else { return false }
+            if level != "+" && level != t[i] { return false }
+        }
+        return f.count == t.count
     }
 
     private func ackArrived(mid: Int32, _ ack: Ack) {
@@ -731,6 +781,8 @@ extension MQTTClient {
         var acks: [Int32: AckSlot] = [:]
         var filterWaiters: [String: [UInt64]] = [:]
         var subscriptions: [UInt64: SubscriptionEntry] = [:]
+        /// Messages that matched no subscription, kept for a persistent session (see `route`).
+        var early: [MQTTMessage] = []
 
         struct Taken {
             var waiters: [Waiter]
@@ -769,6 +821,7 @@ extension MQTTClient {
             connectionWaiters = []
             acks = [:]
             filterWaiters = [:]
+            early = []
             return taken
         }
     }

@@ -68,9 +68,6 @@ public struct ResultStoreService: Service {
             // Before "running": an ingress started after this line finds fresh stats at once.
             await publishStats(client: client)
             logger.info("result store running", metadata: ["database": "\(database.path)"])
-            let subscriptions = [requests, results, events, queries, heartbeats]
-            // On graceful shutdown the subscriptions end: what they already
-            // received is still recorded (it was acknowledged to the broker).
             try await withGracefulShutdownHandler { [self] in
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
@@ -103,7 +100,10 @@ public struct ResultStoreService: Service {
                     group.addTask { try? await cancelWhenGracefulShutdown { await self.statsLoop(client: client) } }
                 }
             } onGracefulShutdown: {
-                Task { for subscription in subscriptions { await subscription.cancel() } }
+                // Disconnect first: the broker stops sending (what it has not sent stays in
+                // the persistent session), and the streams end after what was received (and
+                // so already acknowledged), which the loops still record.
+                Task { await client.disconnect() }
             }
         } catch {
             logger.error("result store failed", metadata: ["error": "\(error)"])

@@ -38,6 +38,23 @@ final class FaultTests: FaultTestCase {
                       "the jobs the dead worker held should have been published again")
     }
 
+    /// Gap (a) of the first ledger: a backlog that waits longer than the lease in a live
+    /// worker is not published again, because the worker's heartbeat keeps the leases of the
+    /// jobs it holds. Every job runs exactly once.
+    func testABacklogLongerThanTheLeaseIsNotPublishedAgain() async throws {
+        let pipeline = try makePipeline("backlog", lease: 3)
+        try await pipeline.start(workers: ["worker-a"], workerArguments: Self.workerArguments,
+                                 ingresses: [.init(name: "ingress")])
+        let started = Date()
+        let ids = try await Self.submit(90, to: pipeline, concurrency: 16)
+        let answers = try await waitUntilTerminal(ids, in: pipeline, timeout: 120)
+        let took = Date().timeIntervalSince(started)
+        XCTAssertEqual(Self.countByStatus(answers), ["succeeded": 90], pipeline.diagnostics())
+        XCTAssertGreaterThan(took, 6, "the backlog must outlast two leases for this test to mean anything")
+        let log = pipeline.store?.log ?? ""
+        XCTAssertFalse(log.contains("published again"), "no job should be published again:\n\(pipeline.diagnostics())")
+    }
+
     /// The broker (persistence on) is restarted in the middle of a stream. The store's
     /// persistent session and the ledger's redelivery cover what was in flight: every job
     /// ends succeeded.

@@ -45,20 +45,25 @@ public final class IngressService: Service {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
             logger: logger
         )
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await self.watcher.run(results, logger: self.logger) }
-            group.addTask {
-                for await message in stats {
-                    guard let value = try? JSONCoding.decoder.decode(LedgerStats.self, from: Data(message.payload)) else { continue }
-                    self.gauge.update(value, retained: message.retain)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.watcher.run(results, logger: self.logger) }
+                group.addTask {
+                    for await message in stats {
+                        guard let value = try? JSONCoding.decoder.decode(LedgerStats.self, from: Data(message.payload)) else { continue }
+                        self.gauge.update(value, retained: message.retain)
+                    }
+                }
+                group.addTask {
+                    // Graceful shutdown: the server stops accepting and answers the requests in hand.
+                    try await app.run()
+                    await results.cancel()
+                    await stats.cancel()
                 }
             }
-            group.addTask {
-                // Graceful shutdown: the server stops accepting and answers the requests in hand.
-                try await app.run()
-                await results.cancel()
-                await stats.cancel()
-            }
+        } onGracefulShutdown: {
+            // Long polls answer now with the job's current state instead of holding the stop.
+            self.watcher.wakeAll()
         }
         await client.disconnect()
     }

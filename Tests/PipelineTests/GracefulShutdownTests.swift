@@ -42,6 +42,26 @@ final class GracefulShutdownTests: FaultTestCase {
         XCTAssertTrue(attempts.contains("worker-b"), "worker-b should have run the handed-back jobs")
     }
 
+    /// A SIGTERMed ingress answers the long poll it holds (with the job's current state) and
+    /// exits promptly; a job it accepted stays in the ledger.
+    func testSIGTERMedIngressAnswersItsLongPollAndExitsPromptly() async throws {
+        let pipeline = try makePipeline("sigterm-ingress", lease: 60)
+        try await pipeline.start(ingresses: [.init(name: "ingress")])  // no worker: the job stays queued
+        let id = try await Self.submit(1, to: pipeline)[0]
+        let http = try pipeline.http
+        let poll = Task { try await http.get("/job/\(id)?wait=30", timeout: 40) }
+        try await Task.sleep(for: .seconds(1))
+        let ingress = try pipeline.ingress.process
+        let stopStarted = Date()
+        XCTAssertEqual(ingress.stop(grace: 15), "exit 0", ingress.logTail())
+        XCTAssertLessThan(Date().timeIntervalSince(stopStarted), 5, "the long poll must not hold the stop")
+        let reply = try await poll.value
+        XCTAssertEqual(reply.status, 200, reply.text)
+        XCTAssertEqual(try JobView(id: id, reply: reply).status, "queued")
+        let known = try await storeQuerier(pipeline).query([id])
+        XCTAssertEqual(Self.countByStatus(known), ["queued": 1])
+    }
+
     func testSIGTERMedIngressAndStoreExitCleanly() async throws {
         let pipeline = try makePipeline("sigterm-services", lease: 60)
         try await pipeline.start(workers: ["worker-a"], workerArguments: Self.workerArguments,

@@ -25,7 +25,7 @@ struct BrokerOptions: ParsableArguments {
     @Option(help: "Private key (PEM) of --mqtt-cert (env CONVEYOR_MQTT_KEY).")
     var mqttKey: String?
 
-    @Option(help: "MQTT client id (default: ROLE-HOST-PID).")
+    @Option(help: "MQTT client id (default: ROLE-HOST-PID; the store: conveyor-store, fixed so that its persistent session survives restarts).")
     var clientID: String?
 
     var brokerURL: String {
@@ -34,7 +34,8 @@ struct BrokerOptions: ParsableArguments {
 
     /// The broker configuration for one role ("ingress", "worker", "store").
     func configuration(role: String, url: String? = nil) throws -> MQTTConfiguration {
-        let id = clientID ?? "\(role)-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        let id = clientID ?? (role == "store" ? "conveyor-store"
+            : "\(role)-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
         var config: MQTTConfiguration
         do { config = try MQTTConfiguration(url: url ?? brokerURL, clientID: id) } catch {
             throw ValidationError("bad broker URL \(url ?? brokerURL): \(error)")

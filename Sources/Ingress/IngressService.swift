@@ -18,6 +18,8 @@ public final class IngressService: Service {
     private let watcher = ResultWatcher()
     private let logger: Logger
     private let decoder: JPEGDecoder
+    private let gauge: LedgerGauge
+    private let limiter: RateLimiter?
 
     public init(configuration: IngressConfiguration, model: ModelDescription, logger: Logger = Logger(label: "conveyor.ingress")) {
         self.configuration = configuration
@@ -26,6 +28,11 @@ public final class IngressService: Service {
         client = MQTTClient(configuration.broker, logger: logger)
         store = JobQueryClient(client: client, replyTopic: "\(Topics.root)/store/replies/\(configuration.broker.clientID)")
         decoder = JPEGDecoder(maxPixels: configuration.maxPixels)
+        gauge = LedgerGauge(maxQueued: configuration.maxQueued, staleAfter: configuration.ledgerStaleAfter)
+        limiter = configuration.ratePerClient > 0
+            ? RateLimiter(rate: configuration.ratePerClient,
+                          burst: configuration.rateBurst ?? Int(configuration.ratePerClient.rounded(.up)))
+            : nil
     }
 
     public func run() async throws {
@@ -35,24 +42,38 @@ public final class IngressService: Service {
         try await client.connect()
         try await store.start()
         let results = try await client.subscribe(Topics.allResults, qos: 1)
+        let stats = try await client.subscribe(Topics.ledgerStats, qos: 0)
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
             logger: logger
         )
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await self.watcher.run(results, logger: self.logger) }
-            group.addTask {
-                try await app.run()
-                await results.cancel()
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.watcher.run(results, logger: self.logger) }
+                group.addTask {
+                    for await message in stats {
+                        guard let value = try? JSONCoding.decoder.decode(LedgerStats.self, from: Data(message.payload)) else { continue }
+                        self.gauge.update(value, retained: message.retain)
+                    }
+                }
+                group.addTask {
+                    // Graceful shutdown: the server stops accepting and answers the requests in hand.
+                    try await app.run()
+                    await results.cancel()
+                    await stats.cancel()
+                }
             }
+        } onGracefulShutdown: {
+            // Long polls answer now with the job's current state instead of holding the stop.
+            self.watcher.wakeAll()
         }
         await client.disconnect()
     }
 
     /// The routes of the book's async API.
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<IngressRequestContext> {
+        let router = Router(context: IngressRequestContext.self)
         if !configuration.apiKeys.isEmpty {
             router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
         }
@@ -60,8 +81,14 @@ public final class IngressService: Service {
         router.get("/metadata") { _, _ in JSONBody.response(self.model.metadata) }
         router.get("/label") { _, _ in JSONBody.response(self.model.labels) }
         router.get("/openapi.yaml") { _, _ in OpenAPIDocument.response() }
-        router.post("/predict") { request, _ in try await self.predict(request) }
-        router.get("/predict/test") { _, _ in try await self.predictTest() }
+        router.post("/predict") { request, context in
+            try self.checkRate(context)
+            return try await self.predict(request)
+        }
+        router.get("/predict/test") { _, context in
+            try self.checkRate(context)
+            return try await self.predictTest()
+        }
         router.get("/job/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
             let wait = try request.uri.queryParameters.get("wait").map { text -> Double in
@@ -73,6 +100,14 @@ public final class IngressService: Service {
             return try await self.job(id, wait: wait ?? 0)
         }
         return router
+    }
+
+    /// 429 when the client is over its rate.
+    private func checkRate(_ context: IngressRequestContext) throws {
+        guard let limiter, let wait = limiter.take(context.clientAddress ?? "unknown") else { return }
+        var error = APIError(.tooManyRequests, "over \(limiter.rate) jobs per second for this client; try again later")
+        error.headers[.retryAfter] = String(max(1, Int(wait.rounded(.up))))
+        throw error
     }
 
     private func predict(_ request: Request) async throws -> Response {
@@ -119,12 +154,28 @@ public final class IngressService: Service {
             let error = ImageError.tooLarge(width: size.width, height: size.height, limit: configuration.maxPixels)
             throw APIError(.contentTooLarge, "\(error)")
         }
+        // Nothing is accepted that cannot be kept: not while the ledger is full or silent.
+        switch gauge.admit() {
+        case nil:
+            break
+        case .full(let queued, let limit)?:
+            var busy = APIError(.serviceUnavailable, "too many queued jobs (\(queued), limit \(limit)); try again later")
+            busy.headers[.retryAfter] = "5"
+            throw busy
+        case .silent(let seconds)?:
+            logger.warning("refusing a job: no ledger stats from the result store \(seconds.map { "for \($0) s" } ?? "yet")")
+            var silent = APIError(.serviceUnavailable, "the job ledger (result store) is not available; try again")
+            silent.headers[.retryAfter] = "2"
+            throw silent
+        }
         let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
         // The binary form: the JPEG as payload, no base64 on the MQTT hop.
         let (payload, properties) = request.binaryMessage()
         do {
+            // Returns once the broker has it (PUBACK); the store's persistent session holds it for the ledger.
             try await client.publish(Topics.requests(model: configuration.modelName), payload: payload, qos: 1, properties: properties)
         } catch {
+            gauge.release()
             logger.error("could not publish job \(request.jobID): \(error)")
             var unavailable = APIError(.serviceUnavailable, "the job queue is unavailable; try again")
             unavailable.headers[.retryAfter] = "1"

@@ -10,6 +10,14 @@ import ServiceLifecycle
 /// (QoS 1) to the job's result topic, and to the request's reply topic if it
 /// named one. Anything wrong with a request becomes a `failed` result with the
 /// reason; nothing a client sends can stop the worker.
+///
+/// Every message is taken off the subscription as it arrives and held in
+/// order until an inference thread is free; a heartbeat on
+/// ``Jobs/Topics/workerHeartbeat(worker:)`` lists what is held, so the
+/// ledger does not publish a backlog again while this worker lives. A
+/// duplicate delivery of a job already held is dropped. On graceful shutdown
+/// (SIGTERM) the worker unsubscribes, finishes the jobs it is running, hands
+/// the queued ones back to the ledger (published again at once) and returns.
 public final class WorkerService: Service {
     public let configuration: WorkerConfiguration
     public let modelName: String
@@ -39,6 +47,9 @@ public final class WorkerService: Service {
     }
 
     public func run() async throws {
+        if let fault = configuration.faultInjection {
+            logger.critical("FAULT INJECTION ON (CONVEYOR_FAULT_INJECT): jobs whose id starts with '\(fault.jobIDPrefix)' will \(fault.mode == .crash ? "crash this worker" : "fail with an engine error")")
+        }
         try await client.connect()
         let filters = [Topics.workerSubscription(model: modelName, group: configuration.group),
                        Topics.deviceWorkerSubscription(model: modelName, group: configuration.group)]
@@ -48,46 +59,66 @@ public final class WorkerService: Service {
             logger.info("worker \(workerID) subscribed to \(filter)")
         }
         let subscriptions = subscribed
-        // The local queue: every message stamped with its arrival, so a request's message
-        // expiry counts the time it waited here too.
-        let (queue, arrivals) = AsyncStream.makeStream(of: (MQTTMessage, ContinuousClock.Instant).self)
-        let feeders = Task {
-            await withDiscardingTaskGroup { group in
-                for subscription in subscriptions {
-                    group.addTask { for await message in subscription { arrivals.yield((message, .now)) } }
-                }
-            }
-            arrivals.finish()
-        }
+        let held = HeldJobs()
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                var inFlight = 0
-                for await (message, arrivedAt) in queue {
-                    if inFlight >= pool.threads {
-                        await group.next()
-                        inFlight -= 1
+            await withDiscardingTaskGroup { group in
+                // Receiving: every message is taken at once (libmosquitto has acknowledged it
+                // already) and stamped with its arrival (a request's message expiry counts the
+                // time it waits here too), so the heartbeat can list it; runners take them in order.
+                group.addTask {
+                    await withDiscardingTaskGroup { receivers in
+                        for subscription in subscriptions {
+                            receivers.addTask {
+                                for await message in subscription { await self.receive(message, into: held) }
+                            }
+                        }
                     }
-                    inFlight += 1
-                    group.addTask { await self.handle(message, arrivedAt: arrivedAt) }
+                    // Stopping (or the connection is gone for good): hand back what no runner took.
+                    let left = held.close()
+                    if !left.isEmpty { self.logger.info("worker \(self.workerID) hands back \(left.count) queued job(s)") }
+                    await withDiscardingTaskGroup { handBacks in
+                        for job in left {
+                            handBacks.addTask { await self.handBack(job.request, reason: "worker \(self.workerID) stopped before starting it") }
+                        }
+                    }
                 }
-                await group.waitForAll()
+                for _ in 0..<pool.threads {
+                    group.addTask {
+                        while let job = await held.next() {
+                            await self.run(job, held: held)
+                            held.finished(job.request.jobID)
+                        }
+                    }
+                }
+                group.addTask {
+                    try? await cancelWhenGracefulShutdown { await self.heartbeatLoop(held) }
+                }
             }
         } onGracefulShutdown: {
-            // Stop taking new requests; the ones in hand finish and are published.
+            // Stop taking new requests; the ones running finish and are published, the
+            // queued ones are handed back to the ledger.
             Task { for subscription in subscriptions { await subscription.cancel() } }
         }
-        // After a graceful stop the feeders have ended already; after a cancellation this ends them.
-        feeders.cancel()
-        await feeders.value
         pool.shutdown()
         await client.disconnect()
         logger.info("worker \(workerID) stopped")
     }
 
-    /// Handles one request message: always publishes exactly one result for it. A request
-    /// whose v5 Message Expiry Interval (what was left of it when it arrived) ran out
-    /// before now, when the worker takes it from its local queue, is answered `expired`.
-    func handle(_ message: MQTTMessage, arrivedAt: ContinuousClock.Instant = .now) async {
+    /// Publishes the held jobs every `heartbeatInterval` (QoS 0: the next one replaces a lost one).
+    private func heartbeatLoop(_ held: HeldJobs) async {
+        let topic = Topics.workerHeartbeat(worker: workerID)
+        while !Task.isCancelled && !held.isDone {
+            let (queued, running) = held.snapshot()
+            let beat = WorkerHeartbeat(worker: workerID, model: modelName, queued: queued, running: running, at: Clock.nowMillis())
+            if let payload = try? JSONCoding.encoder.encode(beat) {
+                try? await client.publish(topic, payload: [UInt8](payload), qos: 0)
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    /// Decodes a request and queues it; a bad one is answered at once with a failed result.
+    func receive(_ message: MQTTMessage, into held: HeldJobs) async {
         let request: JobRequest
         do {
             request = try JobRequest(message: message, maxBytes: configuration.maxRequestBytes)
@@ -100,15 +131,6 @@ public final class WorkerService: Service {
             await publish(result, replyTopic: error.replyTopic, correlation: message.properties.correlationData)
             return
         }
-        if let seconds = message.properties.messageExpiryInterval, ContinuousClock.now > arrivedAt + .seconds(Int(seconds)) {
-            logger.notice("job \(request.jobID) expired before it was taken (message expiry \(seconds) s)")
-            let result = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .expired,
-                                   timings: JobTimings(queuedAt: request.submittedAt, finishedAt: Clock.nowMillis()),
-                                   error: "expired: its message expiry interval (\(seconds) s left on arrival) ran out before a worker took it",
-                                   worker: workerID)
-            await publish(result, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
-            return
-        }
         if let refusal = refusal(of: request) {
             logger.warning("refused job \(request.jobID): \(refusal)")
             let result = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .failed,
@@ -117,10 +139,44 @@ public final class WorkerService: Service {
             await publish(result, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
             return
         }
+        let job = HeldJobs.Job(request: request, correlation: message.properties.correlationData, arrivedAt: .now,
+                               expirySeconds: message.properties.messageExpiryInterval.map { Int($0) })
+        if !held.add(job) {
+            logger.debug("job \(request.jobID) is already held here; duplicate delivery dropped")
+        }
+    }
+
+    /// Runs one job: publishes its running event, classifies, publishes the result
+    /// (or hands the job back if the attempt failed for a reason that is not the request's).
+    private func run(_ job: HeldJobs.Job, held: HeldJobs) async {
+        let request = job.request
+        // A request whose v5 Message Expiry Interval (what was left of it when it arrived)
+        // ran out before now, when a runner takes it, is answered `expired`.
+        if let seconds = job.expirySeconds, ContinuousClock.now > job.arrivedAt + .seconds(seconds) {
+            logger.notice("job \(request.jobID) expired before it was taken (message expiry \(seconds) s)")
+            let result = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .expired,
+                                   timings: JobTimings(queuedAt: request.submittedAt, finishedAt: Clock.nowMillis()),
+                                   error: "expired: its message expiry interval (\(seconds) s left on arrival) ran out before a worker took it",
+                                   worker: workerID)
+            await publish(result, replyTopic: request.replyTopic, correlation: job.correlation)
+            return
+        }
         let startedAt = Clock.nowMillis()
+        held.started(request.jobID, at: startedAt)
         var running = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .running,
                                 timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt), worker: workerID)
-        try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 0)
+        try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 1)
+        if let fault = configuration.faultInjection, fault.applies(to: request.jobID) {
+            switch fault.mode {
+            case .crash:
+                logger.critical("injected crash on job \(request.jobID) (CONVEYOR_FAULT_INJECT)")
+                _exit(70)
+            case .throw:
+                held.finished(request.jobID)  // a redelivery may come back here
+                await handBack(request, reason: "\(InjectedFault())")
+                return
+            }
+        }
         let outcome = await pool.classify([UInt8](request.image), topK: request.topK)
         running.timings.finishedAt = Clock.nowMillis()
         running.timings.inferenceMs = (outcome.milliseconds * 100).rounded() / 100
@@ -132,7 +188,21 @@ public final class WorkerService: Service {
             running.status = .failed
             running.error = "bad image: \(error)"
         }
-        await publish(running, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
+        await publish(running, replyTopic: request.replyTopic, correlation: job.correlation)
+    }
+
+    /// Gives a job back to the ledger (an event with status `queued`), which
+    /// publishes it again at once.
+    private func handBack(_ request: JobRequest, reason: String) async {
+        let event = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .queued,
+                              timings: JobTimings(queuedAt: request.submittedAt), error: reason, worker: workerID)
+        do {
+            try await client.publish(Topics.event(job: request.jobID), payload: [UInt8](event.jsonPayload()), qos: 1)
+            logger.notice("handed back job \(request.jobID): \(reason)")
+        } catch {
+            // The ledger delivers it again when its lease ends.
+            logger.warning("could not hand back job \(request.jobID) (the ledger redelivers it after its lease): \(error)")
+        }
     }
 
     /// Why this worker cannot run a well-formed request: a model or version it does not serve.

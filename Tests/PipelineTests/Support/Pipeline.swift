@@ -82,8 +82,12 @@ final class Pipeline: @unchecked Sendable {
     }
 
     /// `brokerConfig`: extra mosquitto.conf lines (e.g. the shipped `message_size_limit`).
-    convenience init(name: String, brokerConfig: [String] = []) throws {
-        try self.init(name: name, makeBroker: { try MosquittoBroker(configLines: brokerConfig) })
+    /// With `brokerPersistence` the broker keeps sessions and queued messages across a
+    /// restart (`persistence true` in its temporary directory).
+    convenience init(name: String, brokerConfig: [String] = [], brokerPersistence: Bool = false) throws {
+        try self.init(name: name, makeBroker: {
+            try MosquittoBroker(configLines: ["max_queued_messages 10000"] + brokerConfig, persistence: brokerPersistence)
+        })
     }
 
     private init(name: String, makeBroker: () throws -> MosquittoBroker) throws {
@@ -139,12 +143,13 @@ final class Pipeline: @unchecked Sendable {
     }
 
     @discardableResult
-    func launchWorker(clientID: String, extraArguments: [String] = []) throws -> ServiceProcess {
+    func launchWorker(clientID: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws -> ServiceProcess {
         let process = ServiceProcess(
             name: clientID,
             arguments: ["worker"] + commonArguments + ["--client-id", clientID] + extraArguments
                 + roleArguments["worker", default: []],
-            logFile: logFile(clientID))
+            logFile: logFile(clientID),
+            environment: ServiceProcess.childEnvironment().merging(environment) { $1 })
         try process.start()
         lock.withLock { _workers[clientID] = process }
         return process

@@ -17,6 +17,7 @@ packages=(
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
   python3 python3-venv # venvs for schemathesis (OpenAPI test) and TF Serving's Python client
+  openssl              # scripts/make-credentials.sh (passwords, API keys, TLS test certificates)
 )
 
 missing=()

@@ -6,7 +6,7 @@ struct ConveyorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conveyor",
         abstract: "Conveyor: asynchronous InceptionV3 inference over MQTT.",
-        subcommands: [UpCommand.self, IngressCommand.self, WorkerCommand.self, StoreCommand.self, Classify.self, Bench.self, PredictCommand.self]
+        subcommands: [UpCommand.self, IngressCommand.self, WorkerCommand.self, StoreCommand.self, DeviceCommand.self, PredictCommand.self, Classify.self, Bench.self]
     )
 
     static func main() async {

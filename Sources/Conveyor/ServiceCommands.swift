@@ -48,7 +48,7 @@ struct IngressCommand: AsyncParsableCommand {
         guard let name = model?.name ?? options.defaultModelName else {
             throw ValidationError("pass --model PATH or --model-name NAME (the model POST /predict goes to)")
         }
-        let ingress = IngressService(configuration: options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: name),
+        let ingress = IngressService(configuration: try options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: name),
                                      model: model, logger: logger)
         try await ServiceGroup(services: [ingress], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }

@@ -52,6 +52,12 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "Largest request body in bytes (env CONVEYOR_MAX_BODY_BYTES; default 10485760).")
     var maxBodyBytes: Int?
 
+    @Option(help: "Largest request message a worker accepts, in bytes; larger ones are answered failed (env CONVEYOR_MAX_REQUEST_BYTES; default 12582912). Keep mosquitto's message_size_limit above it.")
+    var maxRequestBytes: Int?
+
+    @Option(help: "File of API keys the ingress accepts as `Authorization: Bearer KEY`, one per line (env CONVEYOR_API_KEYS_FILE; or env CONVEYOR_API_KEYS, comma-separated). Without keys the API is open.")
+    var apiKeysFile: String?
+
     @Option(help: "Largest image in pixels (env CONVEYOR_MAX_PIXELS; default 40000000).")
     var maxPixels: Int?
 
@@ -75,6 +81,27 @@ struct ServiceOptions: ParsableArguments {
 
     @Option(help: "Deliveries after which a job with no result ends failed (env CONVEYOR_MAX_DELIVERIES; default 3).")
     var maxDeliveries: Int?
+
+    @Option(help: "Seconds a job may stay unfinished before it ends expired; 0: never (env CONVEYOR_JOB_TTL_SECONDS; default 3600).")
+    var jobTtlSeconds: Double?
+
+    @Option(help: "Seconds the broker keeps the store's MQTT session (and queues its messages) while it is away; 0: a clean session (env CONVEYOR_SESSION_EXPIRY_SECONDS; default 3600).")
+    var sessionExpirySeconds: Int?
+
+    @Option(help: "Seconds between a worker's heartbeats listing the jobs it holds; keep it well under the lease (env CONVEYOR_HEARTBEAT_SECONDS; default 5).")
+    var heartbeatSeconds: Double?
+
+    @Option(help: "The ingress refuses new jobs (503) while the ledger has this many queued; 0: no limit (env CONVEYOR_MAX_QUEUED; default 10000).")
+    var maxQueued: Int?
+
+    @Option(help: "The ingress refuses new jobs (503) when the store's ledger stats are older than this; 0: never (env CONVEYOR_LEDGER_STALE_SECONDS; default 10).")
+    var ledgerStaleSeconds: Double?
+
+    @Option(help: "Jobs per second one client (IP address) may submit, else 429; 0: no limit (env CONVEYOR_RATE_LIMIT; default 0).")
+    var rateLimit: Double?
+
+    @Option(help: "Jobs a client may submit at once before --rate-limit applies (env CONVEYOR_RATE_BURST; default: the rate, at least 1).")
+    var rateBurst: Int?
 
     @Option(help: "OpenBLAS kernel (see `conveyor bench --help`; env CONVEYOR_BLAS_KERNEL).")
     var blasKernel: String?
@@ -133,7 +160,32 @@ struct ServiceOptions: ParsableArguments {
         config.concurrency = concurrency ?? Environment.int("CONVEYOR_WORKER_CONCURRENCY") ?? 1
         config.engineThreads = threads ?? Environment.int("CONVEYOR_THREADS")
         config.maxPixels = maxPixels ?? Environment.int("CONVEYOR_MAX_PIXELS") ?? config.maxPixels
+        config.maxRequestBytes = maxRequestBytes ?? Environment.int("CONVEYOR_MAX_REQUEST_BYTES") ?? config.maxRequestBytes
+        if let seconds = heartbeatSeconds ?? Environment.double("CONVEYOR_HEARTBEAT_SECONDS"), seconds > 0 {
+            config.heartbeatInterval = .milliseconds(Int(seconds * 1000))
+        }
+        if let text = Environment.string("CONVEYOR_FAULT_INJECT") {
+            guard let fault = FaultInjection(text) else {
+                throw ValidationError("CONVEYOR_FAULT_INJECT must be crash:<job id prefix> or throw:<job id prefix>, not \(text)")
+            }
+            config.faultInjection = fault
+        }
         return config
+    }
+
+    /// The API keys from `--api-keys-file`, `CONVEYOR_API_KEYS_FILE` and `CONVEYOR_API_KEYS`.
+    func apiKeys() throws -> Set<String> {
+        var keys = Set<String>()
+        if let file = apiKeysFile ?? Environment.string("CONVEYOR_API_KEYS_FILE") {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("cannot read the API keys file \(file)")
+            }
+            keys.formUnion(APIKeys.parse(file: text))
+        }
+        if let list = Environment.string("CONVEYOR_API_KEYS") {
+            keys.formUnion(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+        return keys
     }
 
     func storeConfiguration(broker: MQTTConfiguration) -> ResultStoreConfiguration {
@@ -146,10 +198,17 @@ struct ServiceOptions: ParsableArguments {
             config.lease = .milliseconds(Int(seconds * 1000))
         }
         config.maxDeliveries = maxDeliveries ?? Environment.int("CONVEYOR_MAX_DELIVERIES") ?? config.maxDeliveries
+        if let seconds = jobTtlSeconds ?? Environment.double("CONVEYOR_JOB_TTL_SECONDS") {
+            config.jobTTL = seconds > 0 ? .milliseconds(Int(seconds * 1000)) : nil
+        }
+        // A persistent session: what is published while the store is away waits for it.
+        let expiry = sessionExpirySeconds ?? Environment.int("CONVEYOR_SESSION_EXPIRY_SECONDS") ?? 3600
+        config.broker.cleanStart = expiry <= 0
+        config.broker.sessionExpiry = expiry > 0 ? UInt32(min(expiry, Int(UInt32.max))) : nil
         return config
     }
 
-    func ingressConfiguration(broker: MQTTConfiguration, modelName: String) -> IngressConfiguration {
+    func ingressConfiguration(broker: MQTTConfiguration, modelName: String) throws -> IngressConfiguration {
         var config = IngressConfiguration(broker: broker)
         config.modelName = modelName
         config.port = port ?? Environment.int("CONVEYOR_PORT") ?? config.port
@@ -165,6 +224,13 @@ struct ServiceOptions: ParsableArguments {
             config.predictTimeout = .milliseconds(Int(seconds * 1000))
         }
         config.maxWaitSeconds = maxWaitSeconds ?? Environment.double("CONVEYOR_MAX_WAIT_SECONDS") ?? config.maxWaitSeconds
+        config.apiKeys = try apiKeys()
+        config.maxQueued = maxQueued ?? Environment.int("CONVEYOR_MAX_QUEUED") ?? config.maxQueued
+        if let seconds = ledgerStaleSeconds ?? Environment.double("CONVEYOR_LEDGER_STALE_SECONDS") {
+            config.ledgerStaleAfter = seconds > 0 ? .milliseconds(Int(seconds * 1000)) : nil
+        }
+        config.ratePerClient = rateLimit ?? Environment.double("CONVEYOR_RATE_LIMIT") ?? config.ratePerClient
+        config.rateBurst = rateBurst ?? Environment.int("CONVEYOR_RATE_BURST")
         return config
     }
 

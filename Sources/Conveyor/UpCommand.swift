@@ -60,7 +60,7 @@ struct UpCommand: AsyncParsableCommand {
             services.append(worker)
         }
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
-        let ingressConfig = options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL),
+        let ingressConfig = try options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL),
                                                          modelName: description?.name ?? defaultModel ?? "inception_v3")
         services.append(IngressService(configuration: ingressConfig, model: description, logger: options.logger("conveyor.ingress")))
         logger.info("conveyor up: broker \(brokerURL!), HTTP on \(ingressConfig.host):\(ingressConfig.port), jobs in \(storeOptions.databasePath); Ctrl-C stops everything")

@@ -30,5 +30,22 @@ public struct IngressConfiguration: Sendable {
     /// Most examples in one TF Serving request.
     public var maxExamples = 64
 
+    /// API keys accepted as `Authorization: Bearer <key>` on every route but `/health`;
+    /// empty (the default) leaves the API open.
+    public var apiKeys: Set<String> = []
+    /// New jobs are refused (503) while the ledger counts this many queued
+    /// jobs (not yet started by a worker). 0: no limit. Default 10,000.
+    public var maxQueued = 10_000
+    /// New jobs are refused (503) when the result store's ledger stats are
+    /// older than this (the store is down: it could not record the job).
+    /// `nil`: never refuse for that. Default 10 s.
+    public var ledgerStaleAfter: Duration? = .seconds(10)
+    /// Jobs per second one client (IP address) may submit; over it, 429.
+    /// 0: no limit (the default).
+    public var ratePerClient = 0.0
+    /// Jobs a client may submit at once before the rate applies (default:
+    /// the rate rounded up, at least 1).
+    public var rateBurst: Int?
+
     public init(broker: MQTTConfiguration) { self.broker = broker }
 }

@@ -28,6 +28,8 @@ public final class IngressService: Service {
     public let catalog = ModelCatalog()
     /// TF Serving's REST and gRPC APIs, run through the pipeline.
     public let tfServing: TFServingFrontend
+    private let gauge: LedgerGauge
+    private let limiter: RateLimiter?
 
     public init(configuration: IngressConfiguration, model: ModelDescription?, logger: Logger = Logger(label: "conveyor.ingress")) {
         self.configuration = configuration
@@ -36,16 +38,25 @@ public final class IngressService: Service {
         client = MQTTClient(configuration.broker, logger: logger)
         store = JobQueryClient(client: client, replyTopic: "\(Topics.root)/store/replies/\(configuration.broker.clientID)")
         decoder = JPEGDecoder(maxPixels: configuration.maxPixels)
-        tfServing = TFServingFrontend(catalog: catalog, client: client, watcher: watcher,
+        gauge = LedgerGauge(maxQueued: configuration.maxQueued, staleAfter: configuration.ledgerStaleAfter)
+        limiter = configuration.ratePerClient > 0
+            ? RateLimiter(rate: configuration.ratePerClient,
+                          burst: configuration.rateBurst ?? Int(configuration.ratePerClient.rounded(.up)))
+            : nil
+        tfServing = TFServingFrontend(catalog: catalog, client: client, watcher: watcher, gauge: gauge,
                                       timeout: configuration.predictTimeout, maxExamples: configuration.maxExamples,
                                       logger: logger)
     }
 
     public func run() async throws {
+        if !configuration.apiKeys.isEmpty {
+            logger.info("API keys required (\(configuration.apiKeys.count) configured; /health stays open)")
+        }
         try await client.connect()
         try await store.start()
         let results = try await client.subscribe(Topics.allResults, qos: 1)
         let announcements = try await client.subscribe(ServableAnnouncement.allTopics, qos: 1)
+        let stats = try await client.subscribe(Topics.ledgerStats, qos: 0)
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
@@ -53,32 +64,46 @@ public final class IngressService: Service {
         )
         let rest = configuration.restPort.map { port in
             Application(
-                responder: TFServingREST(frontend: tfServing, maxBodyBytes: configuration.maxBodyBytes, logger: logger).responder,
+                responder: TFServingREST(frontend: tfServing, maxBodyBytes: configuration.maxBodyBytes,
+                                         apiKeys: configuration.apiKeys, logger: logger).responder,
                 configuration: .init(address: .hostname(configuration.host, port: port), serverName: "conveyor"),
                 logger: logger
             )
         }
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await self.watcher.run(results, logger: self.logger) }
-            group.addTask { await self.follow(announcements) }
-            group.addTask {
-                try await withThrowingDiscardingTaskGroup { servers in
-                    servers.addTask { try await app.run() }
-                    if let port = self.configuration.grpcPort {
-                        servers.addTask { await self.serveGRPC(port: port) }
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.watcher.run(results, logger: self.logger) }
+                group.addTask { await self.follow(announcements) }
+                group.addTask {
+                    for await message in stats {
+                        guard let value = try? JSONCoding.decoder.decode(LedgerStats.self, from: Data(message.payload)) else { continue }
+                        self.gauge.update(value, retained: message.retain)
                     }
-                    if let rest {
-                        servers.addTask {
-                            // The job API stays up even if TF Serving's port is taken.
-                            do { try await rest.run() } catch {
-                                self.logger.error("TF Serving REST API not running on port \(self.configuration.restPort ?? 0): \(error)")
+                }
+                group.addTask {
+                    // Graceful shutdown: each server stops accepting and answers the requests in hand.
+                    try await withThrowingDiscardingTaskGroup { servers in
+                        servers.addTask { try await app.run() }
+                        if let port = self.configuration.grpcPort {
+                            servers.addTask { await self.serveGRPC(port: port) }
+                        }
+                        if let rest {
+                            servers.addTask {
+                                // The job API stays up even if TF Serving's port is taken.
+                                do { try await rest.run() } catch {
+                                    self.logger.error("TF Serving REST API not running on port \(self.configuration.restPort ?? 0): \(error)")
+                                }
                             }
                         }
                     }
+                    await results.cancel()
+                    await announcements.cancel()
+                    await stats.cancel()
                 }
-                await results.cancel()
-                await announcements.cancel()
             }
+        } onGracefulShutdown: {
+            // Long polls answer now with the job's current state instead of holding the stop.
+            self.watcher.wakeAll()
         }
         await client.disconnect()
     }
@@ -91,7 +116,8 @@ public final class IngressService: Service {
         let server = GRPCServer(
             transport: .http2NIOPosix(address: .ipv4(host: configuration.host, port: port),
                                       transportSecurity: .plaintext, config: config),
-            services: [PredictionServiceHandler(frontend: tfServing), ModelServiceHandler(frontend: tfServing)]
+            services: [PredictionServiceHandler(frontend: tfServing), ModelServiceHandler(frontend: tfServing)],
+            interceptors: configuration.apiKeys.isEmpty ? [] : [APIKeyInterceptor(keys: configuration.apiKeys)]
         )
         do {
             try await withGracefulShutdownHandler {
@@ -131,8 +157,11 @@ public final class IngressService: Service {
     }
 
     /// The routes of the book's async API.
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<IngressRequestContext> {
+        let router = Router(context: IngressRequestContext.self)
+        if !configuration.apiKeys.isEmpty {
+            router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
+        }
         router.get("/health") { _, _ in JSONBody.response(["health": "ok"]) }
         router.get("/metadata") { _, _ in
             if let model = self.model { return JSONBody.response(model.metadata) }
@@ -143,8 +172,14 @@ public final class IngressService: Service {
             return JSONBody.response(try self.announcedDefaultModel().info.classNames)
         }
         router.get("/openapi.yaml") { _, _ in OpenAPIDocument.response() }
-        router.post("/predict") { request, _ in try await self.predict(request) }
-        router.get("/predict/test") { _, _ in try await self.predictTest() }
+        router.post("/predict") { request, context in
+            try self.checkRate(context)
+            return try await self.predict(request)
+        }
+        router.get("/predict/test") { _, context in
+            try self.checkRate(context)
+            return try await self.predictTest()
+        }
         router.get("/job/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
             let wait = try request.uri.queryParameters.get("wait").map { text -> Double in
@@ -156,6 +191,14 @@ public final class IngressService: Service {
             return try await self.job(id, wait: wait ?? 0)
         }
         return router
+    }
+
+    /// 429 when the client is over its rate.
+    private func checkRate(_ context: IngressRequestContext) throws {
+        guard let limiter, let wait = limiter.take(context.clientAddress ?? "unknown") else { return }
+        var error = APIError(.tooManyRequests, "over \(limiter.rate) jobs per second for this client; try again later")
+        error.headers[.retryAfter] = String(max(1, Int(wait.rounded(.up))))
+        throw error
     }
 
     private func predict(_ request: Request) async throws -> Response {
@@ -202,12 +245,28 @@ public final class IngressService: Service {
             let error = ImageError.tooLarge(width: size.width, height: size.height, limit: configuration.maxPixels)
             throw APIError(.contentTooLarge, "\(error)")
         }
+        // Nothing is accepted that cannot be kept: not while the ledger is full or silent.
+        switch gauge.admit() {
+        case nil:
+            break
+        case .full(let queued, let limit)?:
+            var busy = APIError(.serviceUnavailable, "too many queued jobs (\(queued), limit \(limit)); try again later")
+            busy.headers[.retryAfter] = "5"
+            throw busy
+        case .silent(let seconds)?:
+            logger.warning("refusing a job: no ledger stats from the result store \(seconds.map { "for \($0) s" } ?? "yet")")
+            var silent = APIError(.serviceUnavailable, "the job ledger (result store) is not available; try again")
+            silent.headers[.retryAfter] = "2"
+            throw silent
+        }
         let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
         // The binary form: the JPEG as payload, no base64 on the MQTT hop.
         let (payload, properties) = request.binaryMessage()
         do {
+            // Returns once the broker has it (PUBACK); the store's persistent session holds it for the ledger.
             try await client.publish(Topics.requests(model: configuration.modelName), payload: payload, qos: 1, properties: properties)
         } catch {
+            gauge.release()
             logger.error("could not publish job \(request.jobID): \(error)")
             var unavailable = APIError(.serviceUnavailable, "the job queue is unavailable; try again")
             unavailable.headers[.retryAfter] = "1"

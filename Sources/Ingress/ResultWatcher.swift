@@ -17,6 +17,27 @@ final class ResultWatcher: @unchecked Sendable {
 
     private let lock = NSLock()
     private var mailboxes: [String: [UUID: Mailbox]] = [:]
+    private var stopping = false
+
+    /// The ingress is stopping: every waiting long poll wakes now (and answers with the
+    /// job's current state), and later waits return at once.
+    func wakeAll() {
+        let waiting: [CheckedContinuation<JobResult?, Never>] = lock.withLock {
+            stopping = true
+            var wake: [CheckedContinuation<JobResult?, Never>] = []
+            for (id, boxes) in mailboxes {
+                for (token, box) in boxes {
+                    if case .waiting(let continuation) = box {
+                        wake.append(continuation)
+                        mailboxes[id]?[token] = nil
+                    }
+                }
+                if mailboxes[id]?.isEmpty == true { mailboxes[id] = nil }
+            }
+            return wake
+        }
+        for continuation in waiting { continuation.resume(returning: nil) }
+    }
 
     /// Delivers results from the subscription until it ends.
     func run(_ subscription: MQTTSubscription, logger: Logger) async {
@@ -63,11 +84,16 @@ final class ResultWatcher: @unchecked Sendable {
     /// Waits up to `timeout` for the terminal result of a registered job; nil if none came.
     func wait(_ id: String, _ token: UUID, timeout: Duration) async -> JobResult? {
         await withCheckedContinuation { continuation in
-            let ready: JobResult? = lock.withLock {
+            let ready: JobResult?? = lock.withLock {
                 if case .delivered(let result) = mailboxes[id]?[token] {
                     mailboxes[id]?[token] = nil
                     if mailboxes[id]?.isEmpty == true { mailboxes[id] = nil }
-                    return result
+                    return .some(result)
+                }
+                if stopping {
+                    mailboxes[id]?[token] = nil
+                    if mailboxes[id]?.isEmpty == true { mailboxes[id] = nil }
+                    return .some(nil)
                 }
                 mailboxes[id, default: [:]][token] = .waiting(continuation)
                 return nil

@@ -13,17 +13,20 @@ public final class TFServingFrontend: Sendable {
     public let catalog: ModelCatalog
     private let client: MQTTClient
     private let watcher: ResultWatcher
+    /// The ledger's room: nothing is accepted that cannot be kept.
+    private let gauge: LedgerGauge
     /// How long a request waits for all its results (then DEADLINE_EXCEEDED).
     public let timeout: Duration
     /// Most examples in one request.
     public let maxExamples: Int
     private let logger: Logger
 
-    init(catalog: ModelCatalog, client: MQTTClient, watcher: ResultWatcher, timeout: Duration,
+    init(catalog: ModelCatalog, client: MQTTClient, watcher: ResultWatcher, gauge: LedgerGauge, timeout: Duration,
          maxExamples: Int, logger: Logger) {
         self.catalog = catalog
         self.client = client
         self.watcher = watcher
+        self.gauge = gauge
         self.timeout = timeout
         self.maxExamples = maxExamples
         self.logger = logger
@@ -172,14 +175,27 @@ public final class TFServingFrontend: Sendable {
                            tensor: values, shape: resolved.info.inputShape)
             }
         }
+        // Nothing is accepted that cannot be kept: not while the ledger is full or silent.
+        for admitted in 0..<requests.count {
+            switch gauge.admit() {
+            case nil: continue
+            case .full(let queued, let limit)?:
+                for _ in 0..<admitted { gauge.release() }
+                throw TFServingError(.unavailable, "Too many queued jobs (\(queued), limit \(limit)); try again later")
+            case .silent?:
+                for _ in 0..<admitted { gauge.release() }
+                throw TFServingError(.unavailable, "The job ledger (result store) is not available; try again")
+            }
+        }
         let tokens = requests.map { watcher.register($0.jobID) }
         let topic = Topics.requests(model: resolved.model, version: resolved.version)
-        for request in requests {
+        for (index, request) in requests.enumerated() {
             let (payload, properties) = request.binaryMessage()
             do {
                 try await client.publish(topic, payload: payload, qos: 1, properties: properties)
             } catch {
                 for (r, t) in zip(requests, tokens) { watcher.unregister(r.jobID, t) }
+                for _ in index..<requests.count { gauge.release() }
                 logger.error("could not publish job \(request.jobID): \(error)")
                 throw TFServingError(.unavailable, "The job queue is unavailable: \(error)")
             }

@@ -9,7 +9,16 @@ import TFServing
 struct TFServingREST: Sendable {
     let frontend: TFServingFrontend
     let maxBodyBytes: Int
+    /// API keys required as `Authorization: Bearer <key>` (empty: open).
+    let keys: [[UInt8]]
     let logger: Logger
+
+    init(frontend: TFServingFrontend, maxBodyBytes: Int, apiKeys: Set<String>, logger: Logger) {
+        self.frontend = frontend
+        self.maxBodyBytes = maxBodyBytes
+        self.keys = apiKeys.map { Array($0.utf8) }
+        self.logger = logger
+    }
 
     var responder: CallbackResponder<BasicRequestContext> {
         CallbackResponder { request, _ in await self.respond(to: request) }
@@ -18,6 +27,15 @@ struct TFServingREST: Sendable {
     func respond(to request: Request) async -> Response {
         let path = request.uri.path
         let method = request.method.rawValue
+        if !keys.isEmpty {
+            guard let header = request.headers[.authorization], APIKeys.isBearer(header, oneOf: keys) else {
+                var response = Self.json(.object([("error", .string(request.headers[.authorization] == nil
+                    ? "missing API key: send the header `Authorization: Bearer <key>`" : "invalid API key"))]),
+                    status: .unauthorized)
+                response.headers[.wwwAuthenticate] = "Bearer"
+                return response
+            }
+        }
         guard let route = RESTPath(method: method, path: path) else {
             if path.lowercased().hasPrefix("/v1/") {
                 return Self.error(TFServingError(.invalidArgument, "Malformed request: \(method) \(path)"))

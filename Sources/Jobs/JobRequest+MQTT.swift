@@ -7,22 +7,69 @@ public struct RequestDecodingError: Error, CustomStringConvertible, Sendable {
     public var reason: String
     public var jobID: String?
     public var model: String?
+    /// Where the `failed` answer goes besides the job's result topic: the request's
+    /// Response Topic for the service topics, the device's own reply topic (never one
+    /// outside its namespace) for a device's request.
+    public var replyTopic: String?
     public var description: String { reason }
+
+    public init(reason: String, jobID: String?, model: String?, replyTopic: String? = nil) {
+        self.reason = reason
+        self.jobID = jobID
+        self.model = model
+        self.replyTopic = replyTopic
+    }
 }
 
 extension JobRequest {
     /// Reads a request message: the binary form (content type `image/jpeg`, or
     /// a payload starting with the JPEG marker) with its fields in v5 user
-    /// properties, or the JSON form.
-    public init(message: MQTTMessage) throws(RequestDecodingError) {
+    /// properties, or the JSON form. A message on a device's request topic is read
+    /// by the device rules (see `deviceRequest(_:device:model:)`). With `maxBytes`, a
+    /// payload over it is refused, with whatever could be read from it (job id,
+    /// reply topic) in the error so it can still be answered.
+    public init(message: MQTTMessage, maxBytes: Int? = nil) throws(RequestDecodingError) {
+        if let maxBytes, message.payload.count > maxBytes {
+            let reason = "request of \(message.payload.count) bytes is over the limit of \(maxBytes) bytes"
+            var error: RequestDecodingError
+            do {
+                let request = try JobRequest(message: message)
+                error = RequestDecodingError(reason: reason, jobID: request.jobID, model: request.model, replyTopic: request.replyTopic)
+            } catch let recovered {
+                error = recovered
+                error.reason = reason
+            }
+            throw error
+        }
+        if let (device, model) = Topics.deviceRequest(fromTopic: message.topic) {
+            self = try Self.deviceRequest(message, device: device, model: model)
+            return
+        }
+        do {
+            try self.init(serviceMessage: message)
+        } catch {
+            var error = error
+            if error.replyTopic == nil { error.replyTopic = message.properties.responseTopic }
+            throw error
+        }
+    }
+
+    /// Whether a request message is the binary form.
+    static func isBinary(_ message: MQTTMessage) -> Bool {
+        let p = message.properties
+        return p.contentType == "image/jpeg" || p.contentType?.hasPrefix("image/") == true
+            || p.contentType == JobRequest.tensorContentType
+            || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
+    }
+
+    /// A message on a service request topic (`conveyor/v1/requests/<model>`, or
+    /// `…/<model>/<version>` for one version).
+    private init(serviceMessage message: MQTTMessage) throws(RequestDecodingError) {
         let target = Topics.requestTarget(fromTopic: message.topic)
         let topicModel = target?.model
         let topicVersion = target?.version.map { Int($0) }
         let p = message.properties
-        let isTensor = p.contentType == JobRequest.tensorContentType
-        let isBinary = isTensor || p.contentType == "image/jpeg" || p.contentType?.hasPrefix("image/") == true
-            || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
-        if isBinary {
+        if Self.isBinary(message) {
             let id = p.userProperty("job_id") ?? JobID.make()
             guard JobID.isValid(id) else {
                 throw RequestDecodingError(reason: "job_id must be 1-64 characters of [A-Za-z0-9_-]", jobID: nil, model: topicModel)
@@ -59,7 +106,7 @@ extension JobRequest {
                 throw RequestDecodingError(reason: problem, jobID: id, model: model)
             }
             var shape: [Int]?
-            if isTensor {
+            if p.contentType == JobRequest.tensorContentType {
                 guard let text = p.userProperty("tensor_shape"),
                       case let dims = text.split(separator: ",").compactMap({ Int($0) }),
                       !dims.isEmpty, dims.allSatisfy({ $0 > 0 }) else {
@@ -69,14 +116,24 @@ extension JobRequest {
             }
             self.init(jobID: id, model: model, version: version, topK: topK, submittedAt: submittedAt,
                       image: Data(message.payload), replyTopic: p.responseTopic, tensorShape: shape)
-            if isTensor, tensorValues == nil {
-                throw RequestDecodingError(reason: "tensor payload of \(message.payload.count) bytes does not hold float32 values of shape \(shape!)", jobID: id, model: model)
+            if let shape, tensorValues == nil {
+                throw RequestDecodingError(reason: "tensor payload of \(message.payload.count) bytes does not hold float32 values of shape \(shape)", jobID: id, model: model)
             }
             return
         }
-        let data = Data(message.payload)
+        var request = try Self.decodeJSON(Data(message.payload), topicModel: topicModel)
+        if request.replyTopic == nil { request.replyTopic = p.responseTopic }
+        if request.version == nil { request.version = topicVersion }
+        if let reply = request.replyTopic, let problem = Topics.problem(withReplyTopic: reply) {
+            throw RequestDecodingError(reason: problem, jobID: request.jobID, model: request.model)
+        }
+        self = request
+    }
+
+    /// The JSON form; `topicModel` (if known) must match its `model`.
+    static func decodeJSON(_ data: Data, topicModel: String?) throws(RequestDecodingError) -> JobRequest {
         do {
-            var request = try JSONCoding.decoder.decode(JobRequest.self, from: data)
+            let request = try JSONCoding.decoder.decode(JobRequest.self, from: data)
             guard JobID.isValid(request.jobID) else {
                 throw RequestDecodingError(reason: "job_id must be 1-64 characters of [A-Za-z0-9_-]", jobID: nil, model: request.model)
             }
@@ -90,16 +147,11 @@ extension JobRequest {
             if let version = request.version, version < 0 {
                 throw RequestDecodingError(reason: "version must be a non-negative integer", jobID: request.jobID, model: request.model)
             }
-            if request.replyTopic == nil { request.replyTopic = p.responseTopic }
-            if request.version == nil { request.version = topicVersion }
-            if request.tensorShape != nil, request.tensorValues == nil {
-                throw RequestDecodingError(reason: "image_b64 does not hold float32 values of tensor_shape \(request.tensorShape!)",
+            if let shape = request.tensorShape, request.tensorValues == nil {
+                throw RequestDecodingError(reason: "image_b64 does not hold float32 values of tensor_shape \(shape)",
                                            jobID: request.jobID, model: request.model)
             }
-            if let reply = request.replyTopic, let problem = Topics.problem(withReplyTopic: reply) {
-                throw RequestDecodingError(reason: problem, jobID: request.jobID, model: request.model)
-            }
-            self = request
+            return request
         } catch let error as RequestDecodingError {
             throw error
         } catch {

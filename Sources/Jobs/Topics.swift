@@ -27,6 +27,15 @@ public enum Topics {
     public static func event(job id: String) -> String { "\(root)/events/\(id)" }
     public static let allEvents = "\(root)/events/+"
 
+    /// Where a worker reports, every few seconds, the jobs it holds (a
+    /// ``WorkerHeartbeat``, QoS 0): the ledger keeps their leases alive.
+    public static func workerHeartbeat(worker id: String) -> String { "\(root)/workers/\(id)" }
+    public static let allWorkerHeartbeats = "\(root)/workers/+"
+
+    /// The result store's ledger counts (a retained ``LedgerStats``, QoS 0,
+    /// every second): the ingress refuses new jobs when too many are queued.
+    public static let ledgerStats = "\(root)/store/stats"
+
     /// Requests to the result store for a job's record (MQTT v5 request/response:
     /// response topic and correlation data on the request).
     public static let storeQuery = "\(root)/store/query"

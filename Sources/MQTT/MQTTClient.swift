@@ -117,6 +117,24 @@ public final class MQTTClient: Sendable {
         let (host, port, keepAlive) = (configuration.host, configuration.port, configuration.keepAlive)
         logger.debug("connecting to \(host):\(port)")
         lifecycle.async { [self] in
+            if let expiry = sessionExpiry {
+                // Connections with CONNECT properties are made (and remade) by us.
+                let rc = mosquitto.connectV5(host: host, port: port, keepAlive: keepAlive, sessionExpiry: expiry)
+                if rc == Mosquitto.success {
+                    let loop = mosquitto.startLoop()
+                    if loop == Mosquitto.success { return }
+                    guard let taken = state.withLock({ $0.beginShutdown() }) else { return }
+                    mosquitto.disconnect()
+                    finishShutdown(taken, failing: .library(code: Int(loop), message: Mosquitto.errorString(loop)))
+                } else if rc == Mosquitto.invalid {
+                    guard let taken = state.withLock({ $0.beginShutdown() }) else { return }
+                    finishShutdown(taken, failing: .library(code: Int(rc), message: Mosquitto.errorString(rc)))
+                } else {
+                    logger.debug("connect: \(Mosquitto.errorString(rc)); trying again")
+                    scheduleRestart()
+                }
+                return
+            }
             var rc = mosquitto.connectAsync(host: host, port: port, keepAlive: keepAlive)
             // A refused or unreachable TCP connect is retried by the network thread;
             // only bad arguments are final.
@@ -222,6 +240,18 @@ public final class MQTTClient: Sendable {
                 try state.requireActive()
                 state.subscriptions[subscriptionID] = entry
                 state.filterWaiters[filter, default: []].append(id)
+                // Messages of a resumed session that came before this subscription, in order.
+                if !state.early.isEmpty {
+                    var kept: [MQTTMessage] = []
+                    for message in state.early {
+                        if Self.topic(message.topic, matchesFilter: entry.matchFilter) {
+                            entry.continuation.yield(message)
+                        } else {
+                            kept.append(message)
+                        }
+                    }
+                    state.early = kept
+                }
                 return nil
             } afterRegistering: { id in
                 let (rc, mid) = self.mosquitto.subscribe(filter, qos: qos)
@@ -320,9 +350,47 @@ public final class MQTTClient: Sendable {
         let targets = state.withLock { state in
             state.subscriptions.values.map { ($0.matchFilter, $0.continuation) }
         }
+        var delivered = false
         for (filter, continuation) in targets where Mosquitto.topic(message.topic, matches: filter) {
             continuation.yield(message)
+            delivered = true
         }
+        guard !delivered, keepsEarlyMessages else { return }
+        // A resumed persistent session: the broker sends what it queued right after the
+        // CONNACK, before this process has subscribed again. Keep it for that subscription.
+        let (late, dropped) = state.withLock { state -> ([AsyncStream<MQTTMessage>.Continuation], Bool) in
+            let matching = state.subscriptions.values.filter { Self.topic(message.topic, matchesFilter: $0.matchFilter) }
+            guard matching.isEmpty else { return (matching.map(\.continuation), false) }
+            state.early.append(message)
+            guard state.early.count > Self.earlyMessageLimit else { return ([], false) }
+            state.early.removeFirst()
+            return ([], true)
+        }
+        for continuation in late { continuation.yield(message) }
+        if dropped {
+            logger.error("more than \(Self.earlyMessageLimit) messages arrived for no subscription; dropping the oldest")
+        }
+    }
+
+    /// How many messages of a resumed session are kept until a subscription claims them.
+    static let earlyMessageLimit = 20_000
+
+    /// Whether messages that match no subscription are kept for a later `subscribe`: only
+    /// for a persistent session (clean start off, session expiry set).
+    private var keepsEarlyMessages: Bool { !configuration.cleanStart && sessionExpiry != nil }
+
+    /// MQTT topic matching (`+`, `#`, and `$` topics not matched by a leading wildcard), in
+    /// Swift so that it can run under the state lock.
+    static func topic(_ topic: String, matchesFilter filter: String) -> Bool {
+        let t = topic.split(separator: "/", omittingEmptySubsequences: false)
+        let f = filter.split(separator: "/", omittingEmptySubsequences: false)
+        if t.first?.hasPrefix("$") == true, let first = f.first, first == "+" || first == "#" { return false }
+        for (i, level) in f.enumerated() {
+            if level == "#" { return true }
+            guard i < t.count else { return false }
+            if level != "+" && level != t[i] { return false }
+        }
+        return f.count == t.count
     }
 
     private func ackArrived(mid: Int32, _ ack: Ack) {
@@ -436,6 +504,7 @@ public final class MQTTClient: Sendable {
 
     private func connectionLost(code: Int) {
         let wasConnected = state.withLock { $0.phase == .connected }
+        let ownReconnect = sessionExpiry != nil
         let next = state.withLock { state -> AfterLoss in
             switch state.phase {
             case .idle, .closing:
@@ -449,6 +518,10 @@ public final class MQTTClient: Sendable {
             // for good after a DISCONNECT from the broker (MQTT 5; code 0 or a reason code)
             // and after "fatal" errors. Then the loop has to be started again.
             let brokerDisconnected = code == 0 || code >= 0x80
+            if ownReconnect {
+                state.reviveAttempts += 1
+                return .restartLoop(attempt: state.reviveAttempts)
+            }
             guard brokerDisconnected || Mosquitto.endsLoop(code) else { return .nothing }
             if state.phase == .connecting, !brokerDisconnected {
                 return .fail(.library(code: code, message: Mosquitto.errorString(Int32(code))))
@@ -467,12 +540,35 @@ public final class MQTTClient: Sendable {
             logger.error("cannot connect: \(error)")
             giveUp(error)
         case let .restartLoop(attempt):
+            if ownReconnect {
+                // Stop libmosquitto's own reconnect (it would send no session expiry); we reconnect.
+                mosquitto.disconnect()
+            }
             let minimum = max(1, configuration.reconnectDelayMin)
             let delay = min(minimum << min(attempt - 1, 16), max(minimum, configuration.reconnectDelayMax))
             Task { [weak self] in
                 try? await Task.sleep(for: .seconds(delay))
                 await self?.restartLoop()
             }
+        }
+    }
+
+    /// The session expiry interval to send, when the client makes its own connections.
+    private var sessionExpiry: UInt32? {
+        configuration.protocolVersion == .v5 ? configuration.sessionExpiry : nil
+    }
+
+    /// Tries `restartLoop` again after the backoff delay.
+    private func scheduleRestart() {
+        let attempt = state.withLock { state -> Int in
+            state.reviveAttempts += 1
+            return state.reviveAttempts
+        }
+        let minimum = max(1, configuration.reconnectDelayMin)
+        let delay = min(minimum << min(attempt - 1, 16), max(minimum, configuration.reconnectDelayMax))
+        Task { [weak self] in
+            try? await Task.sleep(for: .seconds(delay))
+            await self?.restartLoop()
         }
     }
 
@@ -483,6 +579,14 @@ public final class MQTTClient: Sendable {
             logger.debug("restarting the network thread")
             mosquitto.disconnect()
             mosquitto.stopLoop()
+            if let expiry = sessionExpiry {
+                let rc = mosquitto.connectV5(host: configuration.host, port: configuration.port,
+                                             keepAlive: configuration.keepAlive, sessionExpiry: expiry)
+                if rc == Mosquitto.success, mosquitto.startLoop() == Mosquitto.success { return }
+                logger.debug("reconnect: \(Mosquitto.errorString(rc)); trying again")
+                scheduleRestart()
+                return
+            }
             let rc = mosquitto.reconnectAsync()
             if rc != Mosquitto.success {
                 logger.debug("reconnect: \(Mosquitto.errorString(rc)); the network thread retries")
@@ -677,6 +781,8 @@ extension MQTTClient {
         var acks: [Int32: AckSlot] = [:]
         var filterWaiters: [String: [UInt64]] = [:]
         var subscriptions: [UInt64: SubscriptionEntry] = [:]
+        /// Messages that matched no subscription, kept for a persistent session (see `route`).
+        var early: [MQTTMessage] = []
 
         struct Taken {
             var waiters: [Waiter]
@@ -715,6 +821,7 @@ extension MQTTClient {
             connectionWaiters = []
             acks = [:]
             filterWaiters = [:]
+            early = []
             return taken
         }
     }

@@ -20,6 +20,13 @@ public struct MQTTConfiguration: Sendable, Equatable {
     /// interval, so the broker forgets the session at every disconnect anyway; the
     /// client re-subscribes after every reconnect whatever this says.
     public var cleanStart = true
+    /// MQTT 5 session expiry interval in seconds, sent in every CONNECT
+    /// (with `cleanStart` false this makes a persistent session: the broker
+    /// keeps the subscriptions and queues QoS 1 messages while the client is
+    /// away, this long). `nil` sends none (the session ends with the
+    /// connection). With a value, the client makes every reconnection itself
+    /// (libmosquitto's own reconnect would send no properties).
+    public var sessionExpiry: UInt32?
     /// Keep-alive interval in seconds.
     public var keepAlive = 30
     /// TLS settings; `nil` for plain TCP.

@@ -23,6 +23,7 @@ private let propContentType = Int32(MQTT_PROP_CONTENT_TYPE.rawValue)
 private let propResponseTopic = Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue)
 private let propCorrelationData = Int32(MQTT_PROP_CORRELATION_DATA.rawValue)
 private let propUserProperty = Int32(MQTT_PROP_USER_PROPERTY.rawValue)
+private let propSessionExpiry = Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue)
 
 /// Owns one `struct mosquitto *` and wraps the few libmosquitto calls ``MQTTClient`` needs.
 ///
@@ -184,6 +185,19 @@ final class Mosquitto: @unchecked Sendable {
     func connectAsync(host: String, port: Int, keepAlive: Int) -> Int32 {
         guard (1...65535).contains(port), keepAlive >= 0, keepAlive <= 65535 else { return Mosquitto.invalid }
         return mosquitto_connect_bind_async(handle, host, Int32(port), Int32(keepAlive), nil)
+    }
+
+    /// Connects with MQTT 5 CONNECT properties (a session expiry interval).
+    /// Blocks for the TCP connect (libmosquitto has no asynchronous variant
+    /// taking properties), so call it from the lifecycle queue, never from a
+    /// callback. A failure is not retried: the caller tries again.
+    func connectV5(host: String, port: Int, keepAlive: Int, sessionExpiry: UInt32) -> Int32 {
+        guard (1...65535).contains(port), keepAlive >= 0, keepAlive <= 65535 else { return Mosquitto.invalid }
+        var list: OpaquePointer?
+        defer { mosquitto_property_free_all(&list) }
+        let rc = mosquitto_property_add_int32(&list, propSessionExpiry, sessionExpiry)
+        if rc != Mosquitto.success { return rc }
+        return mosquitto_connect_bind_v5(handle, host, Int32(port), Int32(keepAlive), nil, list)
     }
 
     /// Reconnects with the stored host and settings (non-blocking).

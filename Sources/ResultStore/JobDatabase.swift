@@ -85,6 +85,17 @@ public final class JobDatabase: Sendable {
                 """)
             try db.execute(sql: "CREATE INDEX pending_lease_until ON pending (lease_until)")
         }
+        migrator.registerMigration("v3: leases from start, holders, expiry") { db in
+            // `lease_until` now means: for a job no worker has started, when to
+            // publish it again unless a live worker reports holding it; for a
+            // started one, when its attempt is over. `deliveries` counts
+            // publications; started attempts are `jobs.attempts`.
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN started_at INTEGER")
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN holder TEXT")
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN expires_at INTEGER")
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN last_error TEXT")
+            try db.execute(sql: "CREATE INDEX pending_expires_at ON pending (expires_at)")
+        }
         return migrator
     }
 
@@ -94,15 +105,19 @@ public final class JobDatabase: Sendable {
     /// (`queued_at` = `submittedAt`) unless it exists. An existing row keeps
     /// its status; only its missing model, version and `queued_at` are filled
     /// in. Returns whether a new row was created.
+    ///
+    /// With `leaseUntil` the request also enters the ledger (`pending`, with its
+    /// image) unless the job already ended: it is published again if no worker
+    /// holds or finishes it by then, and it ends `expired` at `expiresAt`.
     @discardableResult
-    public func recordRequest(_ request: JobRequest, leaseUntil: Int64? = nil) async throws -> Bool {
+    public func recordRequest(_ request: JobRequest, leaseUntil: Int64? = nil, expiresAt: Int64? = nil) async throws -> Bool {
         let now = Clock.nowMillis()
         return try await pool.write { db in
             if let leaseUntil, try Self.fetch(db, request.jobID)?.status.isTerminal != true {
                 // Kept (with its image) until the job ends, so it can be delivered again.
                 try db.execute(
-                    sql: "INSERT OR IGNORE INTO pending (id, model, payload, lease_until) VALUES (?, ?, ?, ?)",
-                    arguments: [request.jobID, request.model, request.jsonPayload(), leaseUntil])
+                    sql: "INSERT OR IGNORE INTO pending (id, model, payload, lease_until, expires_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [request.jobID, request.model, request.jsonPayload(), leaseUntil, expiresAt])
             }
             if var record = try Self.fetch(db, request.jobID) {
                 let before = record
@@ -127,16 +142,14 @@ public final class JobDatabase: Sendable {
     /// a redelivery of the running event already recorded (same `startedAt`
     /// and worker) or a stale one (earlier `startedAt` than the recorded
     /// attempt). Otherwise the job becomes `running`, `attempts` goes up by
-    /// one, and the row is created if the ledger entry was missed.
+    /// one, and the row is created if the ledger entry was missed. In the
+    /// ledger the new attempt's lease runs to `leaseUntil` (counted from the
+    /// start, not from acceptance).
     @discardableResult
     public func recordRunning(jobID: String, startedAt: Int64, worker: String?,
                               model: String? = nil, version: Int? = nil, leaseUntil: Int64? = nil) async throws -> Bool {
         let now = Clock.nowMillis()
         return try await pool.write { db in
-            if let leaseUntil {
-                try db.execute(sql: "UPDATE pending SET lease_until = MAX(lease_until, ?) WHERE id = ?",
-                               arguments: [leaseUntil, jobID])
-            }
             var record = try Self.fetch(db, jobID)
                 ?? JobRecord(id: jobID, model: model ?? "", version: version, status: .queued, updatedAt: now)
             guard !record.status.isTerminal else { return false }
@@ -152,7 +165,44 @@ public final class JobDatabase: Sendable {
             record.attempts += 1
             record.updatedAt = now
             try Self.save(db, record)
+            if let leaseUntil {
+                try db.execute(sql: "UPDATE pending SET lease_until = ?, started_at = ?, holder = ? WHERE id = ?",
+                               arguments: [leaseUntil, startedAt, worker, jobID])
+            }
             return true
+        }
+    }
+
+    /// A live worker reports holding these jobs (received, not started yet):
+    /// their queue lease is extended to `leaseUntil`, so a backlog is never
+    /// published again while its holder lives. Started jobs are left alone
+    /// (their lease counts from the start). Returns how many rows changed.
+    @discardableResult
+    public func held(_ ids: [String], by worker: String, leaseUntil: Int64) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await pool.write { db in
+            var changed = 0
+            let statement = try db.makeStatement(
+                sql: "UPDATE pending SET lease_until = MAX(lease_until, ?), holder = ? WHERE id = ? AND started_at IS NULL")
+            for id in ids {
+                try statement.execute(arguments: [leaseUntil, worker, id])
+                changed += db.changesCount
+            }
+            return changed
+        }
+    }
+
+    /// A worker gives a job back (it is stopping, or the attempt failed for a
+    /// reason that is not the request's fault): the job is due for delivery at
+    /// once; `reason` is kept for the final failure message.
+    @discardableResult
+    public func handedBack(_ id: String, reason: String?) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE pending SET lease_until = 0, started_at = NULL, holder = NULL,
+                                   last_error = COALESCE(?, last_error) WHERE id = ?
+                """, arguments: [reason, id])
+            return db.changesCount > 0
         }
     }
 
@@ -276,36 +326,64 @@ public final class JobDatabase: Sendable {
 
     // MARK: - Redelivery
 
-    /// A request whose result is overdue.
+    /// A request whose lease or TTL ran out.
     public struct OverdueRequest: Sendable, Equatable {
         public var id: String
         public var model: String
         public var payload: [UInt8]
-        /// How often it has been delivered so far.
+        /// How often it has been published so far.
         public var deliveries: Int
+        /// How often a worker started it (`jobs.attempts`).
+        public var attempts: Int
+        /// When its TTL ends (ms since 1970), if it has one.
+        public var expiresAt: Int64?
+        /// Why the last attempt was handed back, if it was.
+        public var lastError: String?
     }
 
-    /// Requests whose lease ran out before `now`, oldest first.
-    public func overdue(now: Int64, limit: Int = 100) async throws -> [OverdueRequest] {
+    /// Requests whose lease ran out before `now`, or whose TTL did, oldest
+    /// lease first.
+    public func overdue(now: Int64, limit: Int = 500) async throws -> [OverdueRequest] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM pending WHERE lease_until < ? ORDER BY lease_until LIMIT ?",
-                             arguments: [now, limit]).map {
-                OverdueRequest(id: $0["id"], model: $0["model"], payload: [UInt8]($0["payload"] as Data), deliveries: $0["deliveries"])
+            try Row.fetchAll(db, sql: """
+                SELECT p.id, p.model, p.payload, p.deliveries, p.expires_at, p.last_error,
+                       COALESCE(j.attempts, 0) AS attempts
+                FROM pending p LEFT JOIN jobs j ON j.id = p.id
+                WHERE p.lease_until < ? OR p.expires_at < ?
+                ORDER BY p.lease_until LIMIT ?
+                """, arguments: [now, now, limit]).map {
+                OverdueRequest(id: $0["id"], model: $0["model"], payload: [UInt8]($0["payload"] as Data),
+                               deliveries: $0["deliveries"], attempts: $0["attempts"], expiresAt: $0["expires_at"],
+                               lastError: $0["last_error"])
             }
         }
     }
 
-    /// Notes one more delivery of a pending request, due by `leaseUntil`.
+    /// Notes one more publication of a pending request: it is queued again
+    /// (no worker holds it) until `leaseUntil`.
     public func redelivered(_ id: String, leaseUntil: Int64) async throws {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE pending SET deliveries = deliveries + 1, lease_until = ? WHERE id = ?",
-                           arguments: [leaseUntil, id])
+            try db.execute(sql: """
+                UPDATE pending SET deliveries = deliveries + 1, lease_until = ?, started_at = NULL, holder = NULL
+                WHERE id = ?
+                """, arguments: [leaseUntil, id])
         }
     }
 
     /// Requests still waiting for a result.
     public func pendingCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pending") ?? 0 }
+    }
+
+    /// The ledger's unfinished jobs: `queued` (no worker has started the
+    /// current delivery) and `running`.
+    public func ledgerCounts() async throws -> (queued: Int, running: Int) {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) - COUNT(started_at) AS queued, COUNT(started_at) AS running FROM pending
+                """)
+            return (row?["queued"] ?? 0, row?["running"] ?? 0)
+        }
     }
 
     // MARK: - Rows

@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// it over MQTT.
 ///
 /// Subscriptions (all QoS 1):
-/// - ``Jobs/Topics/allRequests``, the ledger: each request is recorded
+/// - ``Jobs/Topics/allRequests`` and ``Jobs/Topics/allDeviceRequests``, the
+///   ledger: each request is recorded
 ///   `queued`. JSON and binary (`image/jpeg`, fields in user properties)
 ///   requests are read with `JobRequest(message:)`. Undecodable ones are
 ///   logged and skipped: the worker answers those with a failed result, which
@@ -17,12 +18,19 @@ import ServiceLifecycle
 ///   ``JobDatabase/recordResult(_:)`` (the first terminal result wins).
 /// - ``Jobs/Topics/allEvents``: a ``Jobs/JobResult`` JSON with status
 ///   `running`, recorded with ``JobDatabase/recordRunning(jobID:startedAt:worker:model:version:)``.
+/// - ``Jobs/Topics/allWorkerHeartbeats``: a ``Jobs/WorkerHeartbeat`` keeps
+///   the leases of the queued jobs a live worker holds.
+/// - An event with status `queued` from a worker is a hand-back: the job is
+///   published again at once.
 /// - ``Jobs/Topics/storeQuery``: MQTT v5 request/response. The payload is a
 ///   ``StoreQuery``; the reply goes to the request's response topic with the
 ///   same correlation data, content type `application/json`, and is the
 ///   job's ``Jobs/JobResult`` JSON or a ``StoreErrorReply``.
 ///
-/// It purges finished jobs older than the retention every `purgeInterval`.
+/// It purges finished jobs older than the retention every `purgeInterval`,
+/// publishes again (or ends) overdue jobs every `redeliveryInterval` (see
+/// docs/reliability.md) and publishes the ledger counts, retained, on
+/// ``Jobs/Topics/ledgerStats`` every `statsInterval`.
 /// On graceful shutdown (or cancellation) it stops consuming, then
 /// disconnects its client and returns. If a subscription ends on its own the
 /// service throws ``ResultStoreError/subscriptionEnded(filter:)``.
@@ -54,18 +62,23 @@ public struct ResultStoreService: Service {
         try await client.connect()
         do {
             let requests = try await client.subscribe(Topics.allRequests, qos: 1)
+            let deviceRequests = try await client.subscribe(Topics.allDeviceRequests, qos: 1)
             let results = try await client.subscribe(Topics.allResults, qos: 1)
             let events = try await client.subscribe(Topics.allEvents, qos: 1)
             let queries = try await client.subscribe(Topics.storeQuery, qos: 1)
+            let heartbeats = try await client.subscribe(Topics.allWorkerHeartbeats, qos: 0)
+            // Before "running": an ingress started after this line finds fresh stats at once.
+            await publishStats(client: client)
             logger.info("result store running", metadata: ["database": "\(database.path)"])
-            let subscriptions = [requests, results, events, queries]
-            // On graceful shutdown the subscriptions end: what they already
-            // received is still recorded (it was acknowledged to the broker).
             try await withGracefulShutdownHandler { [self] in
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
                         for await message in requests { await self.handleRequest(message) }
                         try Self.checkEnded(Topics.allRequests)
+                    }
+                    group.addTask {
+                        for await message in deviceRequests { await self.handleRequest(message) }
+                        try Self.checkEnded(Topics.allDeviceRequests)
                     }
                     group.addTask {
                         for await message in results { await self.handleResult(message) }
@@ -74,6 +87,10 @@ public struct ResultStoreService: Service {
                     group.addTask {
                         for await message in events { await self.handleEvent(message) }
                         try Self.checkEnded(Topics.allEvents)
+                    }
+                    group.addTask {
+                        for await message in heartbeats { await self.handleHeartbeat(message) }
+                        try Self.checkEnded(Topics.allWorkerHeartbeats)
                     }
                     group.addTask {
                         // Queries are independent: answer them concurrently.
@@ -86,9 +103,13 @@ public struct ResultStoreService: Service {
                     }
                     group.addTask { try? await cancelWhenGracefulShutdown { await self.purgeLoop() } }
                     group.addTask { try? await cancelWhenGracefulShutdown { await self.redeliveryLoop(client: client) } }
+                    group.addTask { try? await cancelWhenGracefulShutdown { await self.statsLoop(client: client) } }
                 }
             } onGracefulShutdown: {
-                Task { for subscription in subscriptions { await subscription.cancel() } }
+                // Disconnect first: the broker stops sending (what it has not sent stays in
+                // the persistent session), and the streams end after what was received (and
+                // so already acknowledged), which the loops still record.
+                Task { await client.disconnect() }
             }
         } catch {
             logger.error("result store failed", metadata: ["error": "\(error)"])
@@ -110,8 +131,10 @@ public struct ResultStoreService: Service {
     }
 
     /// The ledger's promise: a job with no result by the end of its lease is
-    /// published again; after `maxDeliveries` it ends `failed` (and that
-    /// result is published like a worker's).
+    /// published again; one a worker has started `maxDeliveries` times
+    /// without a result ends `failed`; one older than its TTL ends `expired`
+    /// (both published on the job's result topic like a worker's result, and
+    /// on the request's reply topic, e.g. a device's).
     func redeliveryLoop(client: MQTTClient) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.redeliveryInterval)
@@ -120,34 +143,84 @@ public struct ResultStoreService: Service {
     }
 
     func redeliverOverdue(client: MQTTClient) async {
-        let now = Clock.nowMillis()
-        let overdue: [JobDatabase.OverdueRequest]
-        do { overdue = try await database.overdue(now: now) } catch {
-            logger.error("ledger: cannot read overdue requests", metadata: ["error": "\(error)"])
-            return
+        while !Task.isCancelled {
+            let now = Clock.nowMillis()
+            let overdue: [JobDatabase.OverdueRequest]
+            do { overdue = try await database.overdue(now: now) } catch {
+                logger.error("ledger: cannot read overdue requests", metadata: ["error": "\(error)"])
+                return
+            }
+            var progressed = 0
+            for job in overdue {
+                if await settle(job, now: now, client: client) { progressed += 1 }
+            }
+            // A full batch: look again at once (a broker restart can leave thousands due).
+            if overdue.count < 500 || progressed == 0 { return }
         }
-        for job in overdue {
-            do {
-                if job.deliveries >= configuration.maxDeliveries {
-                    let result = JobResult(jobID: job.id, model: job.model, status: .failed,
-                                           timings: JobTimings(finishedAt: now),
-                                           error: "no result after \(job.deliveries) deliveries", worker: nil)
-                    try await database.recordResult(result)
-                    try await client.publish(Topics.result(job: job.id), payload: [UInt8](result.jsonPayload()), qos: 1)
-                    logger.warning("ledger: job failed after \(job.deliveries) deliveries", metadata: ["job_id": "\(job.id)"])
-                } else {
-                    try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
+    }
+
+    /// Ends, or publishes again, one overdue job. Returns whether it was handled.
+    private func settle(_ job: JobDatabase.OverdueRequest, now: Int64, client: MQTTClient) async -> Bool {
+        do {
+            let ending: (JobStatus, String)?
+            if let expiresAt = job.expiresAt, expiresAt < now {
+                let ttl = configuration.jobTTL.map { "\(Self.milliseconds($0) / 1000) s" } ?? "its TTL"
+                ending = (.expired, "not finished within \(ttl) (published \(job.deliveries) time(s), started \(job.attempts) time(s))")
+            } else if job.attempts >= configuration.maxDeliveries {
+                ending = (.failed, "no result after \(job.attempts) attempts" + (job.lastError.map { "; last error: \($0)" } ?? ""))
+            } else {
+                ending = nil
+            }
+            if let (status, reason) = ending {
+                let result = JobResult(jobID: job.id, model: job.model, status: status,
+                                       timings: JobTimings(finishedAt: now), error: reason, worker: nil)
+                guard try await database.recordResult(result) else { return true }  // a worker's result came first
+                try await client.publish(Topics.result(job: job.id), payload: [UInt8](result.jsonPayload()), qos: 1)
+                // A device waits on its reply topic (kept in the ledger's copy of the request).
+                if let reply = (try? JSONCoding.decoder.decode(JobRequest.self, from: Data(job.payload)))?.replyTopic,
+                   reply != Topics.result(job: job.id) {
                     var properties = MQTTProperties()
                     properties.contentType = "application/json"
-                    // A request for a version goes back to that version's topic.
-                    let version = ((try? JSONSerialization.jsonObject(with: Data(job.payload))) as? [String: Any])?["version"] as? Int
-                    try await client.publish(Topics.requests(model: job.model, version: version.map(Int64.init)),
-                                             payload: job.payload, qos: 1, properties: properties)
-                    logger.notice("ledger: delivered again (delivery \(job.deliveries + 1))", metadata: ["job_id": "\(job.id)"])
+                    try await client.publish(reply, payload: [UInt8](result.jsonPayload()), qos: 1, properties: properties)
                 }
-            } catch {
-                logger.error("ledger: cannot redeliver", metadata: ["job_id": "\(job.id)", "error": "\(error)"])
+                logger.warning("ledger: job \(status.rawValue): \(reason)", metadata: ["job_id": "\(job.id)"])
+            } else {
+                try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
+                var properties = MQTTProperties()
+                properties.contentType = "application/json"
+                // A request for a version goes back to that version's topic.
+                let version = ((try? JSONSerialization.jsonObject(with: Data(job.payload))) as? [String: Any])?["version"] as? Int
+                try await client.publish(Topics.requests(model: job.model, version: version.map(Int64.init)),
+                                         payload: job.payload, qos: 1, properties: properties)
+                logger.notice("ledger: published again (publication \(job.deliveries + 1), \(job.attempts) attempt(s) so far)",
+                              metadata: ["job_id": "\(job.id)"])
             }
+            return true
+        } catch {
+            logger.error("ledger: cannot redeliver", metadata: ["job_id": "\(job.id)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Publishes the ledger counts, retained, every `statsInterval`.
+    func statsLoop(client: MQTTClient) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.statsInterval)
+            await publishStats(client: client)
+        }
+    }
+
+    /// Publishes the ledger counts once (retained, QoS 0).
+    func publishStats(client: MQTTClient) async {
+        do {
+            let counts = try await database.ledgerCounts()
+            let stats = LedgerStats(queued: counts.queued, running: counts.running, at: Clock.nowMillis())
+            let payload = try JSONCoding.encoder.encode(stats)
+            try await client.publish(Topics.ledgerStats, payload: [UInt8](payload), qos: 0, retain: true)
+        } catch is CancellationError {
+            // Stopping.
+        } catch {
+            logger.warning("ledger: cannot publish stats", metadata: ["error": "\(error)"])
         }
     }
 
@@ -158,7 +231,7 @@ public struct ResultStoreService: Service {
         let p = message.properties
         let binary = p.contentType?.hasPrefix("image/") == true
             || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
-        if binary && p.userProperty("job_id") == nil {
+        if binary && p.userProperty("job_id") == nil && Topics.deviceRequest(fromTopic: message.topic) == nil {
             // The worker makes up an id for these; the store learns it from the result.
             logger.debug("ledger: binary request without job_id", metadata: ["topic": "\(message.topic)"])
             return
@@ -173,7 +246,9 @@ public struct ResultStoreService: Service {
             return
         }
         do {
-            try await database.recordRequest(request, leaseUntil: leaseEnd(from: Clock.nowMillis()))
+            let now = Clock.nowMillis()
+            try await database.recordRequest(request, leaseUntil: leaseEnd(from: now),
+                                             expiresAt: configuration.jobTTL.map { now + Self.milliseconds($0) })
         } catch {
             logger.error("ledger: cannot record request", metadata: ["job_id": "\(request.jobID)", "error": "\(error)"])
         }
@@ -194,6 +269,17 @@ public struct ResultStoreService: Service {
     /// Events: records a worker taking a job.
     func handleEvent(_ message: MQTTMessage) async {
         guard let event = decodeResult(message, kind: "event") else { return }
+        if event.status == .queued, let worker = event.worker {
+            // A worker gives the job back (stopping, or a failed attempt): deliver it again now.
+            do {
+                try await database.handedBack(event.jobID, reason: event.error)
+                logger.info("ledger: handed back by \(worker)\(event.error.map { ": \($0)" } ?? "")",
+                            metadata: ["job_id": "\(event.jobID)"])
+            } catch {
+                logger.error("cannot record a hand-back", metadata: ["job_id": "\(event.jobID)", "error": "\(error)"])
+            }
+            return
+        }
         guard event.status == .running else {
             logger.debug("ignoring event", metadata: ["job_id": "\(event.jobID)", "status": "\(event.status.rawValue)"])
             return
@@ -205,6 +291,25 @@ public struct ResultStoreService: Service {
                                              version: event.version, leaseUntil: leaseEnd(from: Clock.nowMillis()))
         } catch {
             logger.error("cannot record running event", metadata: ["job_id": "\(event.jobID)", "error": "\(error)"])
+        }
+    }
+
+    /// Worker heartbeats: a live worker holds these jobs; keep their leases.
+    func handleHeartbeat(_ message: MQTTMessage) async {
+        guard let beat = try? JSONCoding.decoder.decode(WorkerHeartbeat.self, from: Data(message.payload)) else {
+            logger.warning("skipping undecodable worker heartbeat", metadata: ["topic": "\(message.topic)"])
+            return
+        }
+        let now = Clock.nowMillis()
+        do {
+            try await database.held(beat.queued, by: beat.worker, leaseUntil: leaseEnd(from: now))
+            // Covers a lost running event; a known attempt is not counted twice.
+            for job in beat.running {
+                try await database.recordRunning(jobID: job.jobID, startedAt: job.startedAt, worker: beat.worker,
+                                                 model: beat.model, leaseUntil: leaseEnd(from: now))
+            }
+        } catch {
+            logger.error("cannot record a worker heartbeat", metadata: ["worker": "\(beat.worker)", "error": "\(error)"])
         }
     }
 

@@ -35,6 +35,10 @@ public final class MosquittoBroker: @unchecked Sendable {
     /// Where the broker's stdout and stderr go.
     public let logFile: URL
 
+    /// Every listener's loopback port, by the port the configuration named (for a broker made
+    /// with `init(adapting:files:)`); `[port: port]` otherwise.
+    public let listenerPorts: [Int: Int]
+
     private let executable = "/usr/sbin/mosquitto"
     private let lock = NSLock()
     private var process: Process?
@@ -69,6 +73,48 @@ public final class MosquittoBroker: @unchecked Sendable {
         lines.append(contentsOf: configLines)
         try (lines.joined(separator: "\n") + "\n").write(to: configFile, atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        listenerPorts = [port: port]
+    }
+
+    /// Runs a given configuration (e.g. the shipped `mosquitto.conf`) with only what a test
+    /// must change: every `listener N [address]` line moves to a free port on 127.0.0.1
+    /// (see ``listenerPorts``; ``port`` is the first listener's), each key of `files` (a path
+    /// the configuration names, such as `/mosquitto/config/passwd`) is replaced by its value,
+    /// `/mosquitto/data/` by the temporary directory, and `user root` is added when running
+    /// as root. Lines starting with one of `uncommenting` lose that prefix first (to enable a
+    /// commented block, e.g. `"#tls "`).
+    public init(adapting configuration: String, files: [String: String] = [:], uncommenting: [String] = []) throws {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw StartError(description: "\(executable) not found: apt-get install mosquitto")
+        }
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("mosquitto-\(UUID().uuidString)", isDirectory: true)
+        configFile = directory.appendingPathComponent("mosquitto.conf")
+        logFile = directory.appendingPathComponent("mosquitto.log")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var ports: [Int: Int] = [:]
+        var first: Int?
+        var lines: [String] = []
+        for var line in configuration.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if let prefix = uncommenting.first(where: { line.hasPrefix($0) }) { line = String(line.dropFirst(prefix.count)) }
+            let words = line.split(separator: " ")
+            if words.count >= 2, words[0] == "listener", let original = Int(words[1]) {
+                var free = try Self.freePort()
+                while ports.values.contains(free) { free = try Self.freePort() }
+                ports[original] = free
+                if first == nil { first = free }
+                line = "listener \(free) 127.0.0.1"
+            }
+            for (from, to) in files { line = line.replacingOccurrences(of: from, with: to) }
+            line = line.replacingOccurrences(of: "/mosquitto/data/", with: directory.path + "/")
+            lines.append(line)
+        }
+        guard let first else { throw StartError(description: "the configuration has no listener line") }
+        if getuid() == 0 { lines.append("user root") }
+        try (lines.joined(separator: "\n") + "\n").write(to: configFile, atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        port = first
+        listenerPorts = ports
     }
 
     deinit {
@@ -117,7 +163,7 @@ public final class MosquittoBroker: @unchecked Sendable {
                 self.process = nil
                 throw StartError(description: "mosquitto exited with status \(process.terminationStatus):\n\(log)")
             }
-            if Self.accepts(port: port) {
+            if listenerPorts.values.allSatisfy({ Self.accepts(port: $0) }) {
                 return
             }
             usleep(20_000)

@@ -25,8 +25,17 @@ public struct WorkerConfiguration: Sendable {
     public var engineThreads: Int?
     /// Largest image accepted, in pixels.
     public var maxPixels: Int = 40_000_000
+    /// Largest request message accepted, in bytes (default 12 MiB). Larger ones are answered
+    /// `failed` with the reason. Keep the broker's `message_size_limit` above it, so the
+    /// broker passes oversized requests on to be answered instead of dropping them.
+    public var maxRequestBytes: Int = 12 * 1024 * 1024
     /// The shared-subscription group (workers in one group split the load).
     public var group: String = "workers"
+    /// How often the worker publishes the jobs it holds (its heartbeat, which
+    /// keeps their leases in the ledger). Keep it well under the store's lease.
+    public var heartbeatInterval: Duration = .seconds(5)
+    /// Deliberate failures for fault tests (env `CONVEYOR_FAULT_INJECT`).
+    public var faultInjection: FaultInjection?
 
     public init(broker: MQTTConfiguration, modelPath: String) {
         self.broker = broker

@@ -17,9 +17,18 @@ import TFServing
 ///
 /// For every model with a version in service it subscribes to
 /// `$share/<group>/conveyor/v1/requests/<model>` (served by its newest
-/// version) and to `…/<model>/<version>` for each version it holds, and it
-/// announces what it serves, retained, on `conveyor/v1/servables/<client id>`
-/// (see ``TFServing/ServableAnnouncement``).
+/// version), to `…/<model>/<version>` for each version it holds, and to the
+/// devices' request topics of the model; it announces what it serves,
+/// retained, on `conveyor/v1/servables/<client id>` (see
+/// ``TFServing/ServableAnnouncement``).
+///
+/// Every message is taken off its subscription as it arrives and held in
+/// order until an inference thread is free; a heartbeat on
+/// ``Jobs/Topics/workerHeartbeat(worker:)`` lists what is held, so the
+/// ledger does not publish a backlog again while this worker lives. A
+/// duplicate delivery of a job already held is dropped. On graceful shutdown
+/// (SIGTERM) the worker unsubscribes, finishes the jobs it is running, hands
+/// the queued ones back to the ledger (published again at once) and returns.
 public final class WorkerService: Service {
     public let configuration: WorkerConfiguration
     /// The versions this worker serves.
@@ -31,10 +40,10 @@ public final class WorkerService: Service {
     private let workerID: String
     /// The repository's first state, read at start so a bad config fails fast.
     private let initialSnapshot: RepositorySnapshot
-    private let inbox: AsyncStream<MQTTMessage>
-    private let inboxInput: AsyncStream<MQTTMessage>.Continuation
-    /// Subscribed filters and the tasks forwarding their messages to `inbox`.
-    private let forwarding = Mutex<[String: (MQTTSubscription, Task<Void, Never>)]>([:])
+    /// Requests taken from the subscriptions, waiting for an inference thread.
+    private let held = HeldJobs()
+    /// Subscribed filters and the tasks receiving their messages; nil once stopping.
+    private let receivers = Mutex<[String: (MQTTSubscription, Task<Void, Never>)]?>([:])
 
     /// Reads the repository (or, for a single model file, loads it: a bad
     /// file fails here) and starts the inference threads.
@@ -49,7 +58,6 @@ public final class WorkerService: Service {
         // In a repository each version brings its own labels (beside its model file).
         manager = ServableManager(registry: registry,
                                   labelsPath: configuration.repository == nil ? configuration.labelsPath : nil, logger: logger)
-        (inbox, inboxInput) = AsyncStream.makeStream(of: MQTTMessage.self)
         if let repository = configuration.repository {
             initialSnapshot = RepositorySnapshot.scan(try repository.loadSources())
             logger.info("worker \(workerID) serves the repository \(repository.source) with \(concurrency) inference thread(s)")
@@ -76,21 +84,42 @@ public final class WorkerService: Service {
     public var primaryServable: LoadedServable? { registry.servable(modelName) }
 
     public func run() async throws {
+        if let fault = configuration.faultInjection {
+            logger.critical("FAULT INJECTION ON (CONVEYOR_FAULT_INJECT): jobs whose id starts with '\(fault.jobIDPrefix)' will \(fault.mode == .crash ? "crash this worker" : "fail with an engine error")")
+        }
         try await client.connect()
         try await refresh()
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                if let repository = configuration.repository {
-                    group.addTask { await self.watch(repository) }
-                }
-                group.addTask { await self.consume() }
+        await withDiscardingTaskGroup { group in
+            if let repository = configuration.repository {
+                group.addTask { await self.watch(repository) }
             }
-        } onGracefulShutdown: {
-            // Stop taking new requests; the ones in hand finish and are published.
-            self.inboxInput.finish()
+            group.addTask {
+                // Until SIGTERM (or cancellation) the subscriptions feed `held`; then
+                // stop taking requests and hand back what no runner took.
+                try? await gracefulShutdown()
+                await self.stopReceiving()
+                let left = self.held.close()
+                if !left.isEmpty { self.logger.info("worker \(self.workerID) hands back \(left.count) queued job(s)") }
+                await withDiscardingTaskGroup { handBacks in
+                    for job in left {
+                        handBacks.addTask { await self.handBack(job.request, reason: "worker \(self.workerID) stopped before starting it") }
+                    }
+                }
+            }
+            for _ in 0..<pool.threads {
+                group.addTask {
+                    while let job = await self.held.next() {
+                        await self.run(job)
+                        self.held.finished(job.request.jobID)
+                    }
+                }
+            }
+            group.addTask {
+                try? await cancelWhenGracefulShutdown { await self.heartbeatLoop() }
+            }
         }
-        await stopForwarding()
         pool.shutdown()
+        // No longer serving anything: ingresses drop this worker from their catalog.
         try? await client.publish(ServableAnnouncement.topic(worker: workerID), payload: [], qos: 1, retain: true)
         await client.disconnect()
         logger.info("worker \(workerID) stopped")
@@ -102,7 +131,11 @@ public final class WorkerService: Service {
         do {
             try await cancelWhenGracefulShutdown {
                 try await watcher.run { snapshot in
-                    await self.manager.apply(snapshot) { try? await self.refresh() }
+                    await self.manager.apply(snapshot) {
+                        do { try await self.refresh() } catch {
+                            self.logger.error("worker \(self.workerID) could not update its subscriptions: \(error)")
+                        }
+                    }
                 }
             }
         } catch is CancellationError {
@@ -111,42 +144,36 @@ public final class WorkerService: Service {
         }
     }
 
-    /// Handles requests from every subscription, as many at once as there are
-    /// inference threads.
-    private func consume() async {
-        await withTaskGroup(of: Void.self) { group in
-            var inFlight = 0
-            for await message in inbox {
-                if inFlight >= pool.threads {
-                    await group.next()
-                    inFlight -= 1
-                }
-                inFlight += 1
-                group.addTask { await self.handle(message) }
-            }
-            await group.waitForAll()
-        }
-    }
-
     /// Subscribes to the request topics of what is in service, drops the
     /// others, and announces the registry.
     private func refresh() async throws {
         var wanted: [String] = []
         for servable in registry.available {
-            let latest = Topics.workerSubscription(model: servable.name, group: configuration.group)
-            if !wanted.contains(latest) { wanted.append(latest) }
+            for filter in [Topics.workerSubscription(model: servable.name, group: configuration.group),
+                           Topics.deviceWorkerSubscription(model: servable.name, group: configuration.group)]
+            where !wanted.contains(filter) {
+                wanted.append(filter)
+            }
             wanted.append(Topics.workerSubscription(model: servable.name, version: servable.version, group: configuration.group))
         }
-        let current = forwarding.withLock { Set($0.keys) }
+        guard let current = receivers.withLock({ $0.map { Set($0.keys) } }) else { return }  // stopping
         for filter in wanted where !current.contains(filter) {
             let subscription = try await client.subscribe(filter, qos: 1)
-            let input = inboxInput
-            let task = Task { for await message in subscription { input.yield(message) } }
-            forwarding.withLock { $0[filter] = (subscription, task) }
+            let task = Task { for await message in subscription { await self.receive(message) } }
+            let kept = receivers.withLock { table -> Bool in
+                guard table != nil else { return false }
+                table![filter] = (subscription, task)
+                return true
+            }
+            guard kept else {
+                await subscription.cancel()
+                task.cancel()
+                return
+            }
             logger.info("worker \(workerID) subscribed to \(filter)")
         }
         for filter in current.subtracting(wanted) {
-            if let (subscription, task) = forwarding.withLock({ $0.removeValue(forKey: filter) }) {
+            if let (subscription, task) = receivers.withLock({ $0?.removeValue(forKey: filter) }) {
                 await subscription.cancel()
                 task.cancel()
                 logger.info("worker \(workerID) unsubscribed from \(filter)")
@@ -160,39 +187,95 @@ public final class WorkerService: Service {
                                  properties: props)
     }
 
-    private func stopForwarding() async {
-        let all = forwarding.withLock { table in
-            defer { table.removeAll() }
-            return Array(table.values)
+    /// Unsubscribes from everything; messages already received are still held.
+    private func stopReceiving() async {
+        let all = receivers.withLock { table in
+            defer { table = nil }
+            return Array((table ?? [:]).values)
         }
         for (subscription, task) in all {
             await subscription.cancel()
-            task.cancel()
+            await task.value
         }
     }
 
-    /// Handles one request message: always publishes exactly one result for it.
-    func handle(_ message: MQTTMessage) async {
+    /// Publishes the held jobs every `heartbeatInterval` (QoS 0: the next one replaces a lost one).
+    private func heartbeatLoop() async {
+        let topic = Topics.workerHeartbeat(worker: workerID)
+        while !Task.isCancelled && !held.isDone {
+            let (queued, running) = held.snapshot()
+            let beat = WorkerHeartbeat(worker: workerID, model: modelName, queued: queued, running: running, at: Clock.nowMillis())
+            if let payload = try? JSONCoding.encoder.encode(beat) {
+                try? await client.publish(topic, payload: [UInt8](payload), qos: 0)
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    /// Decodes a request and queues it; a bad one, or one for a model or
+    /// version this worker does not serve, is answered at once with a failed result.
+    func receive(_ message: MQTTMessage) async {
         let request: JobRequest
         do {
-            request = try JobRequest(message: message)
+            request = try JobRequest(message: message, maxBytes: configuration.maxRequestBytes)
         } catch {
             logger.warning("bad request on \(message.topic): \(error.reason)")
             await fail(jobID: error.jobID ?? JobID.make(), model: error.model ?? modelName, version: nil,
-                       reason: "bad request: \(error.reason)", message: message, replyTopic: message.properties.responseTopic)
+                       reason: "bad request: \(error.reason)", replyTopic: error.replyTopic,
+                       correlation: message.properties.correlationData)
             return
         }
-        guard let servable = registry.servable(request.model, version: request.version.map(Int64.init)) else {
+        guard registry.servable(request.model, version: request.version.map(Int64.init)) != nil else {
             let refusal = registry.refusal(model: request.model, version: request.version.map(Int64.init))
             logger.warning("refused job \(request.jobID): \(refusal)")
             await fail(jobID: request.jobID, model: request.model, version: request.version,
-                       reason: "bad request: \(refusal)", message: message, replyTopic: request.replyTopic)
+                       reason: "bad request: \(refusal)", replyTopic: request.replyTopic,
+                       correlation: message.properties.correlationData)
+            return
+        }
+        let job = HeldJobs.Job(request: request, correlation: message.properties.correlationData, arrivedAt: .now,
+                               expirySeconds: message.properties.messageExpiryInterval.map { Int($0) })
+        if !held.add(job) {
+            logger.debug("job \(request.jobID) is already held here; duplicate delivery dropped")
+        }
+    }
+
+    /// Runs one job: publishes its running event, classifies, publishes the result
+    /// (or hands the job back if the attempt failed for a reason that is not the request's).
+    private func run(_ job: HeldJobs.Job) async {
+        let request = job.request
+        // A request whose v5 Message Expiry Interval (what was left of it when it arrived)
+        // ran out before now, when a runner takes it, is answered `expired`.
+        if let seconds = job.expirySeconds, ContinuousClock.now > job.arrivedAt + .seconds(seconds) {
+            logger.notice("job \(request.jobID) expired before it was taken (message expiry \(seconds) s)")
+            let result = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .expired,
+                                   timings: JobTimings(queuedAt: request.submittedAt, finishedAt: Clock.nowMillis()),
+                                   error: "expired: its message expiry interval (\(seconds) s left on arrival) ran out before a worker took it",
+                                   worker: workerID)
+            await publish(result, replyTopic: request.replyTopic, correlation: job.correlation)
+            return
+        }
+        guard let servable = registry.servable(request.model, version: request.version.map(Int64.init)) else {
+            // Unloaded while the job waited here: another worker may still serve it.
+            await handBack(request, reason: "version unloaded from worker \(workerID) before the job started")
             return
         }
         let startedAt = Clock.nowMillis()
+        held.started(request.jobID, at: startedAt)
         var running = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .running,
                                 timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt), worker: workerID)
-        try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 0)
+        try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 1)
+        if let fault = configuration.faultInjection, fault.applies(to: request.jobID) {
+            switch fault.mode {
+            case .crash:
+                logger.critical("injected crash on job \(request.jobID) (CONVEYOR_FAULT_INJECT)")
+                _exit(70)
+            case .throw:
+                held.finished(request.jobID)  // a redelivery may come back here
+                await handBack(request, reason: "\(InjectedFault())")
+                return
+            }
+        }
         let input: InferencePool.Input
         if request.tensorShape != nil, let values = request.tensorValues {
             input = .tensor(values)
@@ -210,14 +293,28 @@ public final class WorkerService: Service {
             running.status = .failed
             running.error = error.description
         }
-        await publish(running, replyTopic: request.replyTopic, correlation: message.properties.correlationData)
+        await publish(running, replyTopic: request.replyTopic, correlation: job.correlation)
     }
 
-    private func fail(jobID: String, model: String, version: Int?, reason: String, message: MQTTMessage,
-                      replyTopic: String?) async {
+    /// Gives a job back to the ledger (an event with status `queued`), which
+    /// publishes it again at once.
+    private func handBack(_ request: JobRequest, reason: String) async {
+        let event = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .queued,
+                              timings: JobTimings(queuedAt: request.submittedAt), error: reason, worker: workerID)
+        do {
+            try await client.publish(Topics.event(job: request.jobID), payload: [UInt8](event.jsonPayload()), qos: 1)
+            logger.notice("handed back job \(request.jobID): \(reason)")
+        } catch {
+            // The ledger delivers it again when its lease ends.
+            logger.warning("could not hand back job \(request.jobID) (the ledger redelivers it after its lease): \(error)")
+        }
+    }
+
+    private func fail(jobID: String, model: String, version: Int?, reason: String, replyTopic: String?,
+                      correlation: [UInt8]?) async {
         let result = JobResult(jobID: jobID, model: model, version: version, status: .failed,
                                timings: JobTimings(finishedAt: Clock.nowMillis()), error: reason, worker: workerID)
-        await publish(result, replyTopic: replyTopic, correlation: message.properties.correlationData)
+        await publish(result, replyTopic: replyTopic, correlation: correlation)
     }
 
     private func publish(_ result: JobResult, replyTopic: String?, correlation: [UInt8]?) async {

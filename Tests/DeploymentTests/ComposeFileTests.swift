@@ -30,18 +30,26 @@ final class ComposeFileTests: XCTestCase {
     func testComposeMountsTheShippedBrokerConfig() throws {
         let text = try String(contentsOf: repo.appendingPathComponent("compose.yaml"), encoding: .utf8)
         XCTAssertTrue(text.contains("./mosquitto.conf:/mosquitto/config/mosquitto.conf"))
+        XCTAssertTrue(text.contains("./mosquitto.acl:/mosquitto/config/acl"))
     }
 
     /// mosquitto refuses a config with an unknown or malformed option at start;
-    /// run the shipped file (with its paths moved to a temp folder) for a moment.
+    /// run the shipped file (its listeners on random loopback ports, its paths moved to
+    /// a temp folder, an empty password file, the shipped ACL) for a moment.
     func testShippedMosquittoConfigStarts() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("conveyor-conf-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         var text = try String(contentsOf: repo.appendingPathComponent("mosquitto.conf"), encoding: .utf8)
         let port = 20000 + Int.random(in: 0..<20000)
-        text = text.replacingOccurrences(of: "\nlistener 1883\n", with: "\nlistener \(port) 127.0.0.1\n")
+        let passwd = dir.appendingPathComponent("passwd")
+        try Data().write(to: passwd)
+        XCTAssertTrue(text.contains("\nlistener 1883 127.0.0.1\n") && text.contains("\nlistener 1884\n"), "listeners moved?")
+        text = text.replacingOccurrences(of: "\nlistener 1883 127.0.0.1\n", with: "\nlistener \(port) 127.0.0.1\n")
+            .replacingOccurrences(of: "\nlistener 1884\n", with: "\nlistener \(port + 1) 127.0.0.1\n")
             .replacingOccurrences(of: "/mosquitto/data/", with: dir.path + "/")
+            .replacingOccurrences(of: "/mosquitto/config/passwd", with: passwd.path)
+            .replacingOccurrences(of: "/mosquitto/config/acl", with: repo.appendingPathComponent("mosquitto.acl").path)
         if getuid() == 0 { text += "\nuser root\n" }
         let conf = dir.appendingPathComponent("mosquitto.conf")
         try text.write(to: conf, atomically: true, encoding: .utf8)

@@ -20,8 +20,8 @@ final class BadInputTests: XCTestCase {
 
     static let shared = SharedPipeline {
         let pipeline = try Pipeline(name: "bad-input", brokerConfig: ["message_size_limit 16777216"])
-        pipeline.modelPath = Paths.mobileNet
-        pipeline.labelsPath = Paths.mobileNetLabels
+        pipeline.model = Paths.mobileNet
+        pipeline.labels = Paths.mobileNetLabels
         pipeline.serviceArguments = ["--model-name", BadInputTests.model]
         try await pipeline.start(workers: [BadInputTests.worker], ingresses: [.init(name: "ingress")])
         return pipeline
@@ -282,8 +282,10 @@ final class BadInputTests: XCTestCase {
               binary([("job_id", "b-huge-\(tag)")]), "b-huge-\(tag)", "over the limit"),
             c("binary: scan data scrambled", [UInt8](try BrokenJPEGs.scrambledScan(cat)), binary([("job_id", "b-scr-\(tag)")]),
               "b-scr-\(tag)", "bad image"),
-            c("binary: 15 MB of random bytes after FF D8", [0xFF, 0xD8] + Self.randomBytes(15_000_000),
+            c("binary: 8 MB of random bytes after FF D8", [0xFF, 0xD8] + Self.randomBytes(8_000_000),
               binary([("job_id", "b-big-\(tag)")]), "b-big-\(tag)", "bad image"),
+            c("binary: 15 MB, over the workers' request limit (12 MiB)", [0xFF, 0xD8] + Self.randomBytes(15_000_000),
+              binary([("job_id", "b-limit-\(tag)")]), "b-limit-\(tag)", "over the limit of 12582912 bytes"),
             MQTTCase(name: "binary: 17 MB payload, over the broker's message_size_limit",
                      payload: [0xFF, 0xD8] + Self.randomBytes(17_000_000), properties: binary([("job_id", "b-over-\(tag)")]),
                      outcome: .refusedByBroker),

@@ -48,8 +48,8 @@ final class OpenAPIConformanceTests: OwnPipelineTestCase {
     private func start() async throws -> Pipeline {
         let pipeline = try Pipeline(name: "openapi")
         self.pipeline = pipeline
-        pipeline.modelPath = Paths.mobileNet
-        pipeline.labelsPath = Paths.mobileNetLabels
+        pipeline.model = Paths.mobileNet
+        pipeline.labels = Paths.mobileNetLabels
         pipeline.serviceArguments = ["--model-name", "mobilenet_v2"]
         try await pipeline.start(workers: ["worker-openapi"], ingresses: [
             .init(name: "ingress", extraArguments: ["--sample-image", Paths.sampleImage, "--max-wait-seconds", "1"]),

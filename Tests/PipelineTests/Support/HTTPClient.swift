@@ -45,20 +45,23 @@ final class HTTPClient: @unchecked Sendable {
         session.invalidateAndCancel()
     }
 
-    func get(_ path: String, timeout: TimeInterval = 90) async throws -> HTTPReply {
-        try await send(method: "GET", path: path, body: nil, contentType: nil, timeout: timeout)
+    func get(_ path: String, timeout: TimeInterval = 90, headers: [String: String] = [:]) async throws -> HTTPReply {
+        try await send(method: "GET", path: path, body: nil, contentType: nil, timeout: timeout, headers: headers)
     }
 
-    func post(_ path: String, body: Data, contentType: String = "application/json", timeout: TimeInterval = 90) async throws -> HTTPReply {
-        try await send(method: "POST", path: path, body: body, contentType: contentType, timeout: timeout)
+    func post(_ path: String, body: Data, contentType: String = "application/json", timeout: TimeInterval = 90,
+              headers: [String: String] = [:]) async throws -> HTTPReply {
+        try await send(method: "POST", path: path, body: body, contentType: contentType, timeout: timeout, headers: headers)
     }
 
-    func send(method: String, path: String, body: Data?, contentType: String?, timeout: TimeInterval) async throws -> HTTPReply {
+    func send(method: String, path: String, body: Data?, contentType: String?, timeout: TimeInterval,
+              headers extraHeaders: [String: String] = [:]) async throws -> HTTPReply {
         guard let url = URL(string: path, relativeTo: base) else { throw PipelineError("bad path \(path)") }
         var request = URLRequest(url: url)
         request.httpMethod = method
         request.timeoutInterval = timeout
         if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        for (name, value) in extraHeaders { request.setValue(value, forHTTPHeaderField: name) }
         request.httpBody = body
         let sentAt = Self.nowMillis()
         let started = Date()

@@ -26,7 +26,8 @@ enum Paths {
 
     static let model = shared.appendingPathComponent("models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5").path
     static let labels = shared.appendingPathComponent("data/image_net_labels.json").path
-    /// MobileNetV2 (fast; for tests that need "a model", not InceptionV3's numbers).
+    /// MobileNetV2 (a full Keras model, several times faster than InceptionV3): for tests that
+    /// only need "a model", like the fault tests.
     static let mobileNet = shared.appendingPathComponent("models/mobilenet_v2/mobilenet_v2_1.0_224.h5").path
     static let mobileNetLabels = shared.appendingPathComponent("models/mobilenet_v2/labels.txt").path
     static let images = shared.appendingPathComponent("data/images", isDirectory: true)

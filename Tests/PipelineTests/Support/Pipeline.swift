@@ -38,12 +38,18 @@ final class Pipeline: @unchecked Sendable {
     var databasePath: String { directory.appendingPathComponent("jobs.sqlite").path }
     /// Extra flags for `conveyor store` (e.g. a short `--lease-seconds`).
     var storeArguments: [String] = []
-    /// The model every service is started with (default InceptionV3) and its labels.
-    var modelPath = Paths.model
-    var labelsPath = Paths.labels
-    /// Extra flags for every service (e.g. `--model-name`).
+    /// The broker port the services connect to (the broker's first listener unless set).
+    var servicePort: Int?
+    var brokerURL: String { "mqtt://127.0.0.1:\(servicePort ?? broker.port)" }
+    /// The model the services load (InceptionV3 unless set), its labels, and an optional
+    /// `--model-name`.
+    var model = Paths.model
+    var labels = Paths.labels
+    var modelName: String?
+    /// Extra flags for every service (e.g. a short `--max-wait-seconds`).
     var serviceArguments: [String] = []
-    var brokerURL: String { "mqtt://127.0.0.1:\(broker.port)" }
+    /// Extra flags per role ("store", "worker", "ingress"), e.g. broker credentials.
+    var roleArguments: [String: [String]] = [:]
 
     /// How long a service may take to come up (loading InceptionV3 on a busy 2-core machine).
     static let startTimeout: TimeInterval = 240
@@ -70,14 +76,27 @@ final class Pipeline: @unchecked Sendable {
     var http: HTTPClient { get throws { try ingress.http } }
 
     /// Checks the prerequisites, makes the directory and starts the broker.
+    /// Like `init(name:)`, with a broker of the test's own (started here).
+    convenience init(name: String, broker: MosquittoBroker) throws {
+        try self.init(name: name, makeBroker: { broker })
+    }
+
     /// `brokerConfig`: extra mosquitto.conf lines (e.g. the shipped `message_size_limit`).
-    init(name: String, brokerConfig: [String] = []) throws {
+    /// With `brokerPersistence` the broker keeps sessions and queued messages across a
+    /// restart (`persistence true` in its temporary directory).
+    convenience init(name: String, brokerConfig: [String] = [], brokerPersistence: Bool = false) throws {
+        try self.init(name: name, makeBroker: {
+            try MosquittoBroker(configLines: ["max_queued_messages 10000"] + brokerConfig, persistence: brokerPersistence)
+        })
+    }
+
+    private init(name: String, makeBroker: () throws -> MosquittoBroker) throws {
         if let missing = Paths.missingPrerequisite() { throw PipelineError(missing) }
         self.name = name
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("conveyor-pipeline-\(name)-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        broker = try MosquittoBroker(configLines: brokerConfig)
+        broker = try makeBroker()
         try broker.start()
     }
 
@@ -87,7 +106,8 @@ final class Pipeline: @unchecked Sendable {
 
     /// `--broker`, `--model`, `--labels`: what every service is given.
     var commonArguments: [String] {
-        ["--broker", brokerURL, "--model", modelPath, "--labels", labelsPath, "--log-level", "info"] + serviceArguments
+        ["--broker", brokerURL, "--model", model, "--labels", labels, "--log-level", "info"]
+            + (modelName.map { ["--model-name", $0] } ?? []) + serviceArguments
     }
 
     private func logFile(_ service: String) -> URL { directory.appendingPathComponent("\(service).log") }
@@ -114,7 +134,8 @@ final class Pipeline: @unchecked Sendable {
     func launchStore(clientID: String = "store") throws -> ServiceProcess {
         let process = ServiceProcess(
             name: "store",
-            arguments: ["store"] + commonArguments + ["--database", databasePath, "--client-id", clientID] + storeArguments,
+            arguments: ["store"] + commonArguments + ["--database", databasePath, "--client-id", clientID] + storeArguments
+                + roleArguments["store", default: []],
             logFile: logFile("store"))
         try process.start()
         lock.withLock { _store = process }
@@ -122,11 +143,13 @@ final class Pipeline: @unchecked Sendable {
     }
 
     @discardableResult
-    func launchWorker(clientID: String, extraArguments: [String] = []) throws -> ServiceProcess {
+    func launchWorker(clientID: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws -> ServiceProcess {
         let process = ServiceProcess(
             name: clientID,
-            arguments: ["worker"] + commonArguments + ["--client-id", clientID] + extraArguments,
-            logFile: logFile(clientID))
+            arguments: ["worker"] + commonArguments + ["--client-id", clientID] + extraArguments
+                + roleArguments["worker", default: []],
+            logFile: logFile(clientID),
+            environment: ServiceProcess.childEnvironment().merging(environment) { $1 })
         try process.start()
         lock.withLock { _workers[clientID] = process }
         return process
@@ -136,7 +159,7 @@ final class Pipeline: @unchecked Sendable {
         let port = try Ports.free()
         let process = ServiceProcess(
             name: spec.name,
-            arguments: ["ingress"] + commonArguments
+            arguments: ["ingress"] + commonArguments + roleArguments["ingress", default: []]
                 + ["--host", "127.0.0.1", "--port", String(port), "--client-id", "\(spec.name)-\(port)"]
                 + spec.extraArguments,
             logFile: logFile(spec.name))

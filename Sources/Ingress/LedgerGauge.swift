@@ -1,0 +1,63 @@
+import Foundation
+import Jobs
+
+/// The ingress's view of the result store's ledger, from the retained
+/// ``Jobs/LedgerStats`` the store publishes every second, plus the jobs this
+/// ingress accepted since the last stats (so a burst cannot overshoot the
+/// limit by a second's worth).
+///
+/// `@unchecked Sendable`: the state is only touched with `lock` held.
+final class LedgerGauge: @unchecked Sendable {
+    /// Why a new job is refused.
+    enum Refusal: Equatable {
+        /// `queued` jobs are at the limit.
+        case full(queued: Int, limit: Int)
+        /// No fresh stats: the ledger is not running (or cannot reach the broker).
+        case silent(sinceSeconds: Int?)
+    }
+
+    let maxQueued: Int
+    let staleAfterMillis: Int64?
+    private let lock = NSLock()
+    private var stats: LedgerStats?
+    /// Local time (ms) the stats are counted as of.
+    private var statsTime: Int64 = 0
+    private var acceptedSince = 0
+
+    init(maxQueued: Int, staleAfter: Duration?) {
+        self.maxQueued = maxQueued
+        staleAfterMillis = staleAfter.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
+    }
+
+    /// New stats. A retained message delivered on subscribing may be old: it
+    /// counts as of its own timestamp.
+    func update(_ new: LedgerStats, retained: Bool) {
+        let now = Clock.nowMillis()
+        lock.withLock {
+            stats = new
+            statsTime = retained ? min(now, new.at) : now
+            acceptedSince = 0
+        }
+    }
+
+    /// Reserves room for one job, or says why not.
+    func admit(now: Int64 = Clock.nowMillis()) -> Refusal? {
+        lock.withLock {
+            if let staleAfterMillis {
+                guard stats != nil else { return .silent(sinceSeconds: nil) }
+                if now - statsTime > staleAfterMillis { return .silent(sinceSeconds: Int((now - statsTime) / 1000)) }
+            }
+            if maxQueued > 0, let stats {
+                let queued = stats.queued + acceptedSince
+                if queued >= maxQueued { return .full(queued: queued, limit: maxQueued) }
+            }
+            acceptedSince += 1
+            return nil
+        }
+    }
+
+    /// A reserved job was not published after all.
+    func release() {
+        lock.withLock { acceptedSince = max(0, acceptedSince - 1) }
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+
+/// A token bucket per client: each holds up to `burst` tokens and gains
+/// `rate` per second; a request takes one or is refused (HTTP 429).
+///
+/// `@unchecked Sendable`: the buckets are only touched with `lock` held.
+final class RateLimiter: @unchecked Sendable {
+    private struct Bucket {
+        var tokens: Double
+        var updated: Double
+    }
+
+    let rate: Double
+    let burst: Double
+    private let lock = NSLock()
+    private var buckets: [String: Bucket] = [:]
+    private var lastPrune = 0.0
+
+    /// `rate` requests per second per client, bursts of `burst`.
+    init(rate: Double, burst: Int) {
+        self.rate = rate
+        self.burst = Double(max(1, burst))
+    }
+
+    /// Takes a token for `client`. Returns `nil` if allowed, else the seconds
+    /// until the next token (for `Retry-After`).
+    func take(_ client: String, now: Double = ProcessInfo.processInfo.systemUptime) -> Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        var bucket = buckets[client] ?? Bucket(tokens: burst, updated: now)
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
+        bucket.updated = now
+        defer { buckets[client] = bucket }
+        if now - lastPrune > 60 { prune(now) }
+        if bucket.tokens >= 1 {
+            bucket.tokens -= 1
+            return nil
+        }
+        return (1 - bucket.tokens) / rate
+    }
+
+    /// Forgets clients whose bucket is full again (they would start full anyway).
+    private func prune(_ now: Double) {
+        lastPrune = now
+        buckets = buckets.filter { min(burst, $0.value.tokens + (now - $0.value.updated) * rate) < burst }
+    }
+}

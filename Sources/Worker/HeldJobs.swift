@@ -1,0 +1,116 @@
+import Foundation
+import Jobs
+
+/// The jobs a worker holds: received and waiting for an inference thread
+/// (`queued`, in arrival order) or being run (`running`). The worker's
+/// heartbeat lists them, so the ledger knows they are in live hands; on a
+/// graceful stop the queued ones are handed back.
+///
+/// `@unchecked Sendable`: all state is behind `lock`; waiting runners are
+/// resumed outside it.
+final class HeldJobs: @unchecked Sendable {
+    /// One received request, with what its reply needs.
+    struct Job: Sendable {
+        var request: JobRequest
+        var correlation: [UInt8]?
+        /// When the message arrived, and its v5 Message Expiry Interval then (seconds left).
+        var arrivedAt: ContinuousClock.Instant = .now
+        var expirySeconds: Int?
+    }
+
+    private let lock = NSLock()
+    private var queue: [Job] = []
+    private var head = 0
+    private var running: [String: Int64] = [:]
+    private var ids: Set<String> = []
+    private var waiters: [CheckedContinuation<Job?, Never>] = []
+    private var closed = false
+
+    /// Adds a received job. Returns `false` (and drops it) when the same job
+    /// is already held: a redelivery that reached the worker holding it.
+    func add(_ job: Job) -> Bool {
+        lock.lock()
+        guard !closed, !ids.contains(job.request.jobID) else {
+            lock.unlock()
+            return false
+        }
+        ids.insert(job.request.jobID)
+        if !waiters.isEmpty {
+            let waiter = waiters.removeFirst()
+            lock.unlock()
+            waiter.resume(returning: job)
+            return true
+        }
+        queue.append(job)
+        lock.unlock()
+        return true
+    }
+
+    /// The next queued job (it moves to `running` when the runner calls
+    /// ``started(_:at:)``), or `nil` once closed and empty.
+    func next() async -> Job? {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            if head < queue.count {
+                let job = queue[head]
+                head += 1
+                compact()
+                lock.unlock()
+                continuation.resume(returning: job)
+            } else if closed {
+                lock.unlock()
+                continuation.resume(returning: nil)
+            } else {
+                waiters.append(continuation)
+                lock.unlock()
+            }
+        }
+    }
+
+    func started(_ id: String, at millis: Int64) {
+        lock.withLock { running[id] = millis }
+    }
+
+    /// The job's result is published (or it was handed back): no longer held.
+    func finished(_ id: String) {
+        lock.withLock {
+            running[id] = nil
+            ids.remove(id)
+        }
+    }
+
+    /// Takes no more jobs; returns the queued ones (not started), which the
+    /// caller hands back, and wakes idle runners so they end.
+    func close() -> [Job] {
+        lock.lock()
+        closed = true
+        let left = Array(queue[head...])
+        queue = []
+        head = 0
+        for job in left { ids.remove(job.request.jobID) }
+        let idle = waiters
+        waiters = []
+        lock.unlock()
+        for waiter in idle { waiter.resume(returning: nil) }
+        return left
+    }
+
+    /// Closed and nothing running: the worker is done.
+    var isDone: Bool { lock.withLock { closed && running.isEmpty } }
+
+    /// What the heartbeat reports.
+    func snapshot() -> (queued: [String], running: [WorkerHeartbeat.Running]) {
+        lock.withLock {
+            (queue[head...].map(\.request.jobID),
+             running.map { WorkerHeartbeat.Running(jobID: $0.key, startedAt: $0.value) }.sorted { $0.startedAt < $1.startedAt })
+        }
+    }
+
+    /// Drops consumed entries once they are most of the array.
+    private func compact() {
+        if head > 1024, head * 2 > queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+    }
+}

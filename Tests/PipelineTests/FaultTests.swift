@@ -45,9 +45,10 @@ final class FaultTests: FaultTestCase {
         let pipeline = try makePipeline("backlog", lease: 3)
         try await pipeline.start(workers: ["worker-a"], workerArguments: Self.workerArguments,
                                  ingresses: [.init(name: "ingress")])
-        let ids = try await Self.submit(300, to: pipeline, concurrency: 16)
-        let answers = try await waitUntilTerminal(ids, in: pipeline, timeout: 120)
-        XCTAssertEqual(Self.countByStatus(answers), ["succeeded": 300], pipeline.diagnostics())
+        // Enough jobs that even a fast machine keeps a backlog for more than two leases.
+        let ids = try await Self.submit(800, to: pipeline, concurrency: 16)
+        let answers = try await waitUntilTerminal(ids, in: pipeline, timeout: 240)
+        XCTAssertEqual(Self.countByStatus(answers), ["succeeded": 800], pipeline.diagnostics())
         // The longest a job waited in the backlog, from acceptance to its start.
         let longestWait = answers.values.compactMap { result -> Int64? in
             guard let t = result?.timings, let queued = t.queuedAt, let started = t.startedAt else { return nil }

@@ -57,15 +57,22 @@ public final class IngressService: Service {
         let results = try await client.subscribe(Topics.allResults, qos: 1)
         let announcements = try await client.subscribe(ServableAnnouncement.allTopics, qos: 1)
         let stats = try await client.subscribe(Topics.ledgerStats, qos: 0)
+        // The job API's port also answers TF Serving's /v1/... paths, so one port
+        // (and one OpenAPI document) covers every route.
+        let tfServingREST = TFServingREST(frontend: tfServing, maxBodyBytes: configuration.maxBodyBytes,
+                                          apiKeys: configuration.apiKeys, logger: logger)
+        let jobAPI = makeRouter().buildResponder()
         let app = Application(
-            router: makeRouter(),
+            responder: CallbackResponder<IngressRequestContext> { request, context in
+                if request.uri.path.lowercased().hasPrefix("/v1/") { return await tfServingREST.respond(to: request) }
+                return try await jobAPI.respond(to: request, context: context)
+            },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
             logger: logger
         )
         let rest = configuration.restPort.map { port in
             Application(
-                responder: TFServingREST(frontend: tfServing, maxBodyBytes: configuration.maxBodyBytes,
-                                         apiKeys: configuration.apiKeys, logger: logger).responder,
+                responder: tfServingREST.responder,
                 configuration: .init(address: .hostname(configuration.host, port: port), serverName: "conveyor"),
                 logger: logger
             )

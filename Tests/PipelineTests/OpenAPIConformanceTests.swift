@@ -9,7 +9,9 @@ import XCTest
 /// status, content type, headers or body the document does not describe.
 ///
 /// The pipeline runs MobileNetV2 (jobs that pass the checks are classified for real) and the
-/// ingress allows `?wait=` up to 1 s, so generated long polls stay short.
+/// ingress allows `?wait=` up to 1 s, so generated long polls stay short. TF Serving's
+/// `/v1/models/…` routes are on the same port; the worker serves `mobilenet_v2`, so generated
+/// names mostly get TF Serving's 404.
 final class OpenAPIConformanceTests: OwnPipelineTestCase {
     func testServedDocumentIsTheRepositoryFile() async throws {
         let pipeline = try await start()
@@ -34,6 +36,9 @@ final class OpenAPIConformanceTests: OwnPipelineTestCase {
             "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", "25", "--seed", "20261121", "--workers", "1",
             "--request-timeout", "30", "--generation-database", "none", "--no-color",
+            // `:regress` answers 501 Unimplemented by design (TF Serving's code for it), which the
+            // server-error check would count; the TF Serving tests check that answer instead.
+            "--exclude-operation-id", "tfsRegress",
         ]
         let started = Date()
         let (status, output) = try Self.run(schemathesis, arguments, in: work, timeout: 300)

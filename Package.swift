@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "ModelRepository",
             dependencies: [
-                "TFServingAPI",
+                "Jobs", "TFServingAPI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ]

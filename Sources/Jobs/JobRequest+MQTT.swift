@@ -77,6 +77,9 @@ extension JobRequest {
             guard let model = p.userProperty("model") ?? topicModel else {
                 throw RequestDecodingError(reason: "no model named", jobID: id, model: nil)
             }
+            guard Topics.isValidModelName(model) else {
+                throw RequestDecodingError(reason: Topics.modelNameRule, jobID: id, model: nil)
+            }
             if let topicModel, model != topicModel {
                 throw RequestDecodingError(reason: "request for model '\(model)' published on the topic of '\(topicModel)'",
                                            jobID: id, model: model)
@@ -139,6 +142,9 @@ extension JobRequest {
             }
             guard (1...1000).contains(request.topK) else {
                 throw RequestDecodingError(reason: "top_k must be from 1 to 1000", jobID: request.jobID, model: request.model)
+            }
+            guard Topics.isValidModelName(request.model) else {
+                throw RequestDecodingError(reason: Topics.modelNameRule, jobID: request.jobID, model: nil)
             }
             if let topicModel, request.model != topicModel {
                 throw RequestDecodingError(reason: "request for model '\(request.model)' published on the topic of '\(topicModel)'",

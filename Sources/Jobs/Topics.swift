@@ -56,6 +56,19 @@ public enum Topics {
         return String(last)
     }
 
+    /// A model name is one topic level and one URL path segment: 1–64
+    /// characters of `[A-Za-z0-9_.-]`, not `.` or `..`.
+    public static func isValidModelName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && name != "." && name != ".."
+            && name.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                    || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+            }
+    }
+
+    /// Why a model name was refused.
+    public static let modelNameRule = "model must be 1-64 characters of [A-Za-z0-9_.-]"
+
     /// The model named by a request topic.
     public static func model(fromRequestTopic topic: String) -> String? {
         requestTarget(fromTopic: topic)?.model

@@ -1,12 +1,11 @@
+import Jobs
+
 /// Rules for the names clients use: model names become URL path segments and
 /// MQTT topic levels, labels follow TF Serving.
 public enum ModelName {
     /// 1–64 characters of `[A-Za-z0-9_.-]`: no `/`, `+` or `#`, safe in a
     /// topic and a URL.
-    public static func isValid(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 64 && name != "." && name != ".."
-            && name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
-    }
+    public static func isValid(_ name: String) -> Bool { Topics.isValidModelName(name) }
 }
 
 /// TF Serving's rule for version labels: `[a-zA-Z0-9_]+`.

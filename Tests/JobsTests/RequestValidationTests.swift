@@ -79,4 +79,12 @@ final class RequestValidationTests: XCTestCase {
         XCTAssertEqual([UInt8](ok.image), [0xFF, 0xD8, 0xFF, 0xE0])
         XCTAssertEqual(try PredictRequest(json: Data(#"{"image_data": "/9j/4A==", "top_k": 5.0}"#.utf8)).topK, 5)
     }
+
+    func testModelNamesMustBeOneTopicLevel() {
+        // A model name with '/' would read back as another model's version topic.
+        XCTAssertEqual(reason(binary([("job_id", "a"), ("model", "bilenet/0001")])).0, Topics.modelNameRule)
+        XCTAssertEqual(reason(binary([("job_id", "a"), ("model", "a+b")])).0, Topics.modelNameRule)
+        XCTAssertTrue(Topics.isValidModelName("mobilenet_v2"))
+        XCTAssertFalse(Topics.isValidModelName(".."))
+    }
 }

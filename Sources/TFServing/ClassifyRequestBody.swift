@@ -9,13 +9,7 @@ public struct ClassifyRequestBody: Sendable, Equatable {
 
     public static func parse(_ body: some Collection<UInt8>,
                              signature lookup: (String) throws(TFServingError) -> Signature) throws(TFServingError) -> ClassifyRequestBody {
-        let json = try JSONValue.parse(body)
-        guard case .object = json else { throw .invalid("The request body must be a JSON object") }
-        var signatureName = Signature.defaultKey
-        if let name = json["signature_name"] {
-            guard case .string(let text) = name else { throw .invalid("'signature_name' must be a string") }
-            signatureName = text
-        }
+        let (json, signatureName) = try PredictRequestBody.object(body)
         let signature = try lookup(signatureName)
         guard signature.inputs.count == 1 else {
             throw .invalid("Signature '\(signatureName)' has \(signature.inputs.count) inputs; :classify needs one")

@@ -19,13 +19,7 @@ public struct PredictRequestBody: Sendable, Equatable {
     /// not-found error when there is none.
     public static func parse(_ body: some Collection<UInt8>,
                              signature lookup: (String) throws(TFServingError) -> Signature) throws(TFServingError) -> PredictRequestBody {
-        let json = try JSONValue.parse(body)
-        guard case .object = json else { throw .invalid("The request body must be a JSON object") }
-        var signatureName = Signature.defaultKey
-        if let name = json["signature_name"] {
-            guard case .string(let text) = name else { throw .invalid("'signature_name' must be a string") }
-            signatureName = text
-        }
+        let (json, signatureName) = try PredictRequestBody.object(body)
         let signature = try lookup(signatureName)
         switch (json["instances"], json["inputs"]) {
         case (nil, nil): throw .invalid("Missing 'inputs' or 'instances' key")
@@ -37,6 +31,16 @@ public struct PredictRequestBody: Sendable, Equatable {
             return PredictRequestBody(signatureName: signatureName, format: .columnar,
                                       inputs: try columns(inputs, signature: signature))
         }
+    }
+
+    /// A request body's JSON object and the signature it names
+    /// (`serving_default` when it names none).
+    static func object(_ body: some Collection<UInt8>) throws(TFServingError) -> (JSONValue, String) {
+        let json = try JSONValue.parse(body)
+        guard case .object = json else { throw .invalid("The request body must be a JSON object") }
+        guard let name = json["signature_name"] else { return (json, Signature.defaultKey) }
+        guard case .string(let text) = name else { throw .invalid("'signature_name' must be a string") }
+        return (json, text)
     }
 
     /// An object other than `{"b64": …}` names the inputs.

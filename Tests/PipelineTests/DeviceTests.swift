@@ -62,7 +62,7 @@ final class DeviceTests: XCTestCase {
 
     /// The engine's own top-k for an image: `conveyor classify --json`.
     private func expectedTop(_ file: String, k: Int) throws -> [Int] {
-        let (status, output) = try SecuredBroker.run(Paths.binary, ["classify", file, "--model", Self.modelPath,
+        let (status, output) = try ProgramRun.run(Paths.binary, ["classify", file, "--model", Self.modelPath,
                                                                    "--labels", Self.labelsPath, "--json", "--top", String(k)])
         XCTAssertEqual(status, 0, output)
         let json = output[output.firstIndex(of: "[")!...]

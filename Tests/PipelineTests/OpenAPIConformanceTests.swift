@@ -41,7 +41,7 @@ final class OpenAPIConformanceTests: OwnPipelineTestCase {
             "--exclude-operation-id", "tfsRegress",
         ]
         let started = Date()
-        let (status, output) = try Self.run(schemathesis, arguments, in: work, timeout: 300)
+        let (status, output) = try ProgramRun.run(schemathesis, arguments, in: work, timeout: 300)
         let seconds = Int(Date().timeIntervalSince(started))
         print("schemathesis: exit \(status) after \(seconds) s\n\(output.suffix(1500))")
         XCTAssertEqual(status, 0, "schemathesis found problems (exit \(status), \(seconds) s):\n\(output.suffix(6000))")
@@ -65,7 +65,7 @@ final class OpenAPIConformanceTests: OwnPipelineTestCase {
     /// The venv's `schemathesis`, made on first use (a minute or two: pip from PyPI).
     static func schemathesis() throws -> String {
         let script = Paths.repo.appendingPathComponent("scripts/schemathesis-venv.sh").path
-        let (status, output) = try run("/bin/bash", [script], in: Paths.repo, timeout: 600)
+        let (status, output) = try ProgramRun.run("/bin/bash", [script], in: Paths.repo, timeout: 600)
         let path = output.split(separator: "\n").last.map(String.init) ?? ""
         guard status == 0, FileManager.default.isExecutableFile(atPath: path) else {
             throw PipelineError("scripts/schemathesis-venv.sh failed (exit \(status)):\n\(output.suffix(3000))")
@@ -73,31 +73,4 @@ final class OpenAPIConformanceTests: OwnPipelineTestCase {
         return path
     }
 
-    /// Runs a program to its end (killed after `timeout` seconds); its exit status and its
-    /// standard output and error together.
-    static func run(_ program: String, _ arguments: [String], in directory: URL, timeout: TimeInterval) throws -> (Int32, String) {
-        let log = directory.appendingPathComponent("run-\(UUID().uuidString.prefix(8)).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        defer { try? output.close(); try? FileManager.default.removeItem(at: log) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        ProcessRegistry.shared.add(process.processIdentifier)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(100_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        ProcessRegistry.shared.remove(process.processIdentifier)
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        if Date() >= deadline { return (-1, text + "\n(killed after \(Int(timeout)) s)") }
-        return (process.terminationStatus, text)
-    }
 }

@@ -271,11 +271,11 @@ final class TFServingAPITests: XCTestCase {
     /// `requests` (REST), from a venv made by `scripts/tf-serving-client-venv.sh`.
     func testTheBooksPythonClientOverGRPCAndREST() async throws {
         let (pipeline, _, _) = try await deployment()
-        let venv = try Self.run(Paths.repo.appendingPathComponent("scripts/tf-serving-client-venv.sh").path, [], timeout: 900)
+        let venv = try ProgramRun.run(Paths.repo.appendingPathComponent("scripts/tf-serving-client-venv.sh").path, [], timeout: 900)
         XCTAssertEqual(venv.status, 0, "making the client venv failed:\n\(venv.output)")
         guard venv.status == 0, let python = venv.output.split(separator: "\n").last.map(String.init) else { return }
         let (_, label) = try cat()
-        let run = try Self.run(python, [
+        let run = try ProgramRun.run(python, [
             Paths.repo.appendingPathComponent("Tests/TFServingClient/book_client.py").path,
             "--host", "127.0.0.1", "--rest-port", String(Self.ports.rest), "--grpc-port", String(Self.ports.grpc),
             "--image", Paths.sampleImage, "--label", label,
@@ -294,40 +294,21 @@ final class TFServingAPITests: XCTestCase {
             ("http-async", "127.0.0.1:\(try pipeline.ingress.port)"), ("mqtt", "127.0.0.1:\(pipeline.broker.port)"),
         ]
         for (format, target) in targets {
-            let run = try Self.run(Paths.binary, ["predict", Paths.sampleImage, "--format", format, "--target", target,
+            let run = try ProgramRun.run(Paths.binary, ["predict", Paths.sampleImage, "--format", format, "--target", target,
                                                   "--timeout", "60"], timeout: 120)
             XCTAssertEqual(run.status, 0, "\(format): \(run.output)")
             XCTAssertEqual(run.output.split(separator: "\n").last.map(String.init), label, "\(format): \(run.output)")
         }
-        let metadata = try Self.run(Paths.binary, ["predict", "--metadata", "--format", "grpc", "--model", "mnist",
+        let metadata = try ProgramRun.run(Paths.binary, ["predict", "--metadata", "--format", "grpc", "--model", "mnist",
                                                    "--target", "127.0.0.1:\(Self.ports.grpc)"], timeout: 60)
         XCTAssertEqual(metadata.status, 0, metadata.output)
         XCTAssertTrue(metadata.output.contains("predict_images"), metadata.output)
-        let missing = try Self.run(Paths.binary, ["predict", Paths.sampleImage, "--model", "nope",
+        let missing = try ProgramRun.run(Paths.binary, ["predict", Paths.sampleImage, "--model", "nope",
                                                   "--target", "127.0.0.1:\(Self.ports.rest)"], timeout: 60)
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.output.contains("Servable not found for request: Latest(nope)"), missing.output)
     }
 
-    /// Runs a program to completion; its stdout and stderr together.
-    static func run(_ program: String, _ arguments: [String], timeout: TimeInterval) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("conveyor-run-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        defer { try? FileManager.default.removeItem(at: output) }
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        try handle.close()
-        return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
-    }
 
     // MARK: - Hot reload
 

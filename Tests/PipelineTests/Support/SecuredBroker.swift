@@ -21,7 +21,7 @@ final class SecuredBroker: @unchecked Sendable {
             .appendingPathComponent("conveyor-secrets-\(UUID().uuidString.prefix(8))", isDirectory: true)
         var arguments = ["--dir", directory.path]
         if tls { arguments += ["--tls", "127.0.0.1,localhost"] }
-        let (status, output) = try Self.run(Paths.repo.appendingPathComponent("scripts/make-credentials.sh").path, arguments + devices)
+        let (status, output) = try ProgramRun.run(Paths.repo.appendingPathComponent("scripts/make-credentials.sh").path, arguments + devices)
         guard status == 0 else { throw PipelineError("make-credentials.sh failed (\(status)): \(output)") }
         let configuration = try String(contentsOf: Paths.repo.appendingPathComponent("mosquitto.conf"), encoding: .utf8)
         broker = try MosquittoBroker(
@@ -79,16 +79,4 @@ final class SecuredBroker: @unchecked Sendable {
         return config
     }
 
-    static func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 }

@@ -188,13 +188,14 @@ public final class TFServingFrontend: Sendable {
             }
         }
         let tokens = requests.map { watcher.register($0.jobID) }
+        // However this ends, stop collecting for the jobs not waited for (a no-op for the others).
+        defer { for (r, t) in zip(requests, tokens) { watcher.unregister(r.jobID, t) } }
         let topic = Topics.requests(model: resolved.model, version: resolved.version)
         for (index, request) in requests.enumerated() {
             let (payload, properties) = request.binaryMessage()
             do {
                 try await client.publish(topic, payload: payload, qos: 1, properties: properties)
             } catch {
-                for (r, t) in zip(requests, tokens) { watcher.unregister(r.jobID, t) }
                 for _ in index..<requests.count { gauge.release() }
                 logger.error("could not publish job \(request.jobID): \(error)")
                 throw TFServingError(.unavailable, "The job queue is unavailable: \(error)")
@@ -205,11 +206,9 @@ public final class TFServingFrontend: Sendable {
         for (request, token) in zip(requests, tokens) {
             let remaining = max(deadline - ContinuousClock.now, .zero)
             guard let result = await watcher.wait(request.jobID, token, timeout: remaining) else {
-                for (r, t) in zip(requests, tokens).dropFirst(results.count + 1) { watcher.unregister(r.jobID, t) }
                 throw TFServingError(.deadlineExceeded, "Deadline Exceeded: no result for job \(request.jobID) within \(timeout) (it stays queued; poll GET /job/\(request.jobID) on the job API)")
             }
             guard result.status == .succeeded else {
-                for (r, t) in zip(requests, tokens).dropFirst(results.count + 1) { watcher.unregister(r.jobID, t) }
                 let reason = result.error ?? "no reason given"
                 let code: TFServingError.Code = result.status == .expired ? .deadlineExceeded
                     : reason.hasPrefix("bad ") ? .invalidArgument : .internal

@@ -18,7 +18,8 @@ final class ServableManager: @unchecked Sendable {
     /// version's own, found beside its model file.
     private let labelsPath: String?
     private let logger: Logger
-    private var failed: Set<String> = []
+    /// Versions that failed to load, by model: not retried while still selected.
+    private var failed: [String: Set<Int64>] = [:]
 
     init(registry: ServableRegistry, labelsPath: String?, logger: Logger) {
         self.registry = registry
@@ -31,15 +32,15 @@ final class ServableManager: @unchecked Sendable {
     /// resubscribe.
     func apply(_ snapshot: RepositorySnapshot, changed: @Sendable () async -> Void) async {
         registry.configure(models: snapshot.models.map { ($0.source.name, $0.source.labels) })
+        let configured = Set(snapshot.models.map(\.source.name))
+        failed = failed.filter { configured.contains($0.key) }
         var retire: [(String, Int64)] = []
         for entry in snapshot.models {
             let name = entry.source.name
             let wanted = Set(entry.servables.map(\.version))
-            failed = failed.filter { key in
-                !key.hasPrefix("\(name)#") || wanted.contains(Int64(key.dropFirst(name.count + 1)) ?? -1)
-            }
+            failed[name] = failed[name]?.intersection(wanted)
             let live = registry.live(name)
-            for servable in entry.servables where !live.contains(servable.version) && !failed.contains(key(servable)) {
+            for servable in entry.servables where !live.contains(servable.version) && !(failed[name]?.contains(servable.version) ?? false) {
                 registry.setLoading(name, servable.version)
                 await changed()
                 switch await load(servable) {
@@ -47,7 +48,7 @@ final class ServableManager: @unchecked Sendable {
                     registry.setAvailable(loaded)
                     logger.info("serving \(name) version \(servable.version)", metadata: ["path": "\(servable.path)"])
                 case .failure(let error):
-                    failed.insert(key(servable))
+                    failed[name, default: []].insert(servable.version)
                     registry.setFailed(name, servable.version, error: "\(error)")
                     logger.error("cannot load \(name) version \(servable.version): \(error)")
                 }
@@ -55,7 +56,6 @@ final class ServableManager: @unchecked Sendable {
             }
             retire += live.subtracting(wanted).map { (name, $0) }
         }
-        let configured = Set(snapshot.models.map(\.source.name))
         for servable in registry.available where !configured.contains(servable.name) {
             retire.append((servable.name, servable.version))
         }
@@ -65,8 +65,6 @@ final class ServableManager: @unchecked Sendable {
         }
         if !retire.isEmpty { await changed() }
     }
-
-    private func key(_ servable: RepositorySnapshot.Servable) -> String { "\(servable.model)#\(servable.version)" }
 
     private func load(_ servable: RepositorySnapshot.Servable) async -> Result<LoadedServable, any Error> {
         let labelsPath = labelsPath

@@ -38,8 +38,8 @@ public final class WorkerService: Service {
     private let client: MQTTClient
     private let logger: Logger
     private let workerID: String
-    /// The repository's first state, read at start so a bad config fails fast.
-    private let initialSnapshot: RepositorySnapshot
+    /// The single model's name, or the first configured model's.
+    public let modelName: String
     /// Requests taken from the subscriptions, waiting for an inference thread.
     private let held = HeldJobs()
     /// Subscribed filters and the tasks receiving their messages; nil once stopping.
@@ -59,7 +59,9 @@ public final class WorkerService: Service {
         manager = ServableManager(registry: registry,
                                   labelsPath: configuration.repository == nil ? configuration.labelsPath : nil, logger: logger)
         if let repository = configuration.repository {
-            initialSnapshot = RepositorySnapshot.scan(try repository.loadSources())
+            // Read now so that a bad config file stops the worker at once; the watcher
+            // scans the version folders when it runs.
+            modelName = try repository.loadSources().first?.name ?? ""
             logger.info("worker \(workerID) serves the repository \(repository.source) with \(concurrency) inference thread(s)")
         } else {
             // One file, loaded now so that a bad path or file stops the worker at once.
@@ -69,16 +71,10 @@ public final class WorkerService: Service {
             let servable = LoadedServable(name: name, version: 1, model: model, labels: labels)
             registry.configure(models: [(name, [:])])
             registry.setAvailable(servable)
-            let folder = URL(fileURLWithPath: configuration.modelPath).deletingLastPathComponent().path
-            initialSnapshot = RepositorySnapshot(models: [.init(
-                source: ModelSource(name: name, basePath: folder),
-                servables: [.init(model: name, version: 1, path: folder, modelFile: .success(configuration.modelPath))])])
+            modelName = name
             logger.info("worker \(workerID) serves model \(name) from \(configuration.modelPath) with \(concurrency) inference thread(s); labels: \(servable.labels.source ?? "none (class indices)")")
         }
     }
-
-    /// The single model's name, or the first configured model's.
-    public var modelName: String { initialSnapshot.models.first?.source.name ?? "" }
 
     /// The newest loaded version of ``modelName``, if any.
     public var primaryServable: LoadedServable? { registry.servable(modelName) }

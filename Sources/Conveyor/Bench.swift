@@ -93,6 +93,11 @@ extension Bench {
     func printProfile(model: Model, session: Session, batch size: Int) {
         let kinds = Dictionary(uniqueKeysWithValues: zip(model.layerNames, model.layerKinds))
         var totals: [String: Double] = [:]
+        var macs: [String: Int] = [:]
+        for (kind, count) in zip(model.layerKinds, model.layerMACs) { macs[kind, default: 0] += count }
+        let layerMACs = Dictionary(uniqueKeysWithValues: zip(model.layerNames, model.layerMACs))
+        var layerTimes: [String: Double] = [:]
+        var layerShapes: [String: String] = [:]
         let input = [Float](repeating: 0.1, count: size * model.inputShape.count)
         var output = [Float](repeating: 0, count: size * model.outputCount)
         let repeats = 3
@@ -100,17 +105,29 @@ extension Bench {
             var last = DispatchTime.now().uptimeNanoseconds
             input.withUnsafeBufferPointer { i in
                 output.withUnsafeMutableBufferPointer { o in
-                    session.run(input: i.baseAddress!, batch: size, output: o.baseAddress!) { name, _ in
+                    session.run(input: i.baseAddress!, batch: size, output: o.baseAddress!) { name, view in
                         let now = DispatchTime.now().uptimeNanoseconds
-                        totals[kinds[name] ?? "?", default: 0] += Double(now - last) / 1e6 / Double(repeats)
+                        let ms = Double(now - last) / 1e6 / Double(repeats)
+                        totals[kinds[name] ?? "?", default: 0] += ms
+                        layerTimes[name, default: 0] += ms
+                        layerShapes[name] = view.shape.description
                         last = now
                     }
                 }
             }
         }
-        print("profile, batch \(size): ms per run by layer kind")
+        print("profile, batch \(size): by layer kind, ms per run, GMAC per image, GFLOP/s")
         for (kind, ms) in totals.sorted(by: { $0.value > $1.value }) {
-            print("  \(kind.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%8.2f", ms))")
+            let gmac = Double(macs[kind] ?? 0) / 1e9
+            let rate = ms > 0 ? 2 * gmac * Double(size) / (ms / 1e3) : 0
+            print("  \(kind.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%8.2f  %6.3f  %6.1f", ms, gmac, rate))")
+        }
+        print("slowest layers: ms per run, GMAC per image, GFLOP/s, output shape")
+        for (name, ms) in layerTimes.sorted(by: { $0.value > $1.value }).prefix(20) {
+            let gmac = Double(layerMACs[name] ?? 0) / 1e9
+            let rate = ms > 0 ? 2 * gmac * Double(size) / (ms / 1e3) : 0
+            let label = "\(name) (\(kinds[name] ?? "?"))"
+            print("  \(label.padding(toLength: 36, withPad: " ", startingAt: 0)) \(String(format: "%8.2f  %6.3f  %6.1f", ms, gmac, rate))  \(layerShapes[name] ?? "")")
         }
     }
 }

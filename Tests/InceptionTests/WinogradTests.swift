@@ -2,21 +2,27 @@ import Foundation
 import Inception
 import XCTest
 
-/// Stride-1 3×3 convolutions take the Winograd F(2×2, 3×3) path; it must
-/// agree with the naive convolution for odd sizes, both paddings, every
-/// activation, channel slices and any thread count.
+/// Stride-1 3×3 convolutions take the Winograd F(4×4, 3×3) path; it must
+/// agree with the naive convolution for odd sizes (partial tiles at the
+/// edges, channel counts that are not a multiple of the vector width), both
+/// paddings, every activation, channel slices, chunked layers and any thread
+/// count.
 final class WinogradTests: XCTestCase {
     private var wasEnabled = false
+    private var minimumTiles = 0
 
     override func setUp() {
         super.setUp()
         wasEnabled = Winograd.enabled
+        minimumTiles = Winograd.minimumTiles
         Winograd.enabled = true
+        Winograd.minimumTiles = 1
     }
 
     override func tearDown() {
         Parallel.threads = 1
         Winograd.enabled = wasEnabled
+        Winograd.minimumTiles = minimumTiles
         super.tearDown()
     }
 
@@ -31,12 +37,10 @@ final class WinogradTests: XCTestCase {
         let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: padding)
         let conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
         XCTAssertNotNil(conv.winograd)
-        XCTAssertGreaterThan(conv.workspaceSize(inputs: [x.shape], batch: batch),
-                             Winograd.scratch(tiles: 1, inChannels: cin, outChannels: cout) - 1,
-                             "the Winograd path should be taken")
+        let outShape = try conv.outputShape(for: [Shape(height: height, width: width, channels: cin)])
+        XCTAssertTrue(conv.usesWinograd(outShape, batch: batch), "the Winograd path should be taken")
         let expected = Naive.conv2d(x, kernel: kernel, kh: 3, kw: 3, outChannels: cout, bias: bias, same: padding == .same,
                                     activation: activation)
-        let outShape = try conv.outputShape(for: [Shape(height: height, width: width, channels: cin)])
         let stride = cout + extra
         let input = UnsafeMutablePointer<Float>.allocate(capacity: x.values.count)
         defer { input.deallocate() }
@@ -79,6 +83,25 @@ final class WinogradTests: XCTestCase {
     func testWritesIntoAChannelSlice() throws {
         try run(batch: 3, height: 21, width: 19, cin: 32, cout: 24, padding: .same, activation: .relu, threads: 2,
                 outputStride: 11, seed: 99)
+    }
+
+    func testLayersLargerThanOneChunkRunInChunks() throws {
+        let budget = Winograd.chunkBudget
+        defer { Winograd.chunkBudget = budget }
+        // 2 × 19×23 is 60 tiles; a budget of 7 tiles makes 9 chunks, the last one short.
+        Winograd.chunkBudget = 7 * 36 * (13 + 17) + 13
+        XCTAssertEqual(Winograd.chunk(tiles: 60, inChannels: 13, outChannels: 17), 7)
+        try run(batch: 2, height: 19, width: 23, cin: 13, cout: 17, padding: .same, activation: .relu, threads: 2, seed: 7)
+    }
+
+    func testSmallLayersKeepTheDirectPath() throws {
+        Winograd.minimumTiles = 48
+        let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: .same)
+        let conv = Conv2D(window: window, inChannels: 16, outChannels: 16,
+                          weights: Array(repeating: 0.1, count: 9 * 256), bias: nil, activation: .linear)
+        // 8×8 at batch 1 is 4 tiles: too thin for 36 products.
+        XCTAssertFalse(conv.usesWinograd(Shape(height: 8, width: 8, channels: 16), batch: 1))
+        XCTAssertTrue(conv.usesWinograd(Shape(height: 35, width: 35, channels: 16), batch: 1))
     }
 
     func testBatchNormFoldingRecomputesTheTransformedKernel() throws {

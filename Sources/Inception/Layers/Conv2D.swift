@@ -8,7 +8,7 @@ package struct Conv2D: Layer {
     package let outChannels: Int
     /// [kh·kw·in][out], row-major: exactly Keras's kernel layout.
     package var weights: [Float] { didSet { prepareWinograd() } }
-    /// The Winograd-transformed kernel [16][in][out], for stride-1 3×3 kernels.
+    /// The Winograd-transformed kernel [36][in][out], for stride-1 3×3 kernels.
     package private(set) var winograd: [Float]?
     package var bias: [Float]?
     package var activation: Activation
@@ -35,15 +35,12 @@ package struct Conv2D: Layer {
         winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
     }
 
-    /// Tiles of 2×2 output pixels per image, and whether Winograd runs for this batch.
-    private func winogradTiles(_ out: Shape, batch: Int) -> Int? {
-        guard winograd != nil, Winograd.enabled else { return nil }
-        let tiles = batch * ((out.height + 1) / 2) * ((out.width + 1) / 2)
-        return tiles >= 32 * Parallel.threads ? tiles : nil
-    }
-
-    private func winogradBlock(tiles: Int) -> Int {
-        min(256, (tiles + Parallel.threads - 1) / Parallel.threads)
+    /// Whether Winograd runs for this output shape and batch: enough tiles
+    /// across the batch to keep its 36 products busy.
+    package func usesWinograd(_ out: Shape, batch: Int) -> Bool {
+        guard winograd != nil, Winograd.enabled else { return false }
+        let grid = Winograd.tiles(out)
+        return batch * grid.rows * grid.columns >= Winograd.minimumTiles
     }
 
     private var isPointwise: Bool {
@@ -87,31 +84,22 @@ package struct Conv2D: Layer {
 
     package func workspaceSize(inputs: [Shape], batch: Int) -> Int {
         guard let out = try? outputShape(for: inputs) else { return 0 }
-        if let tiles = winogradTiles(out, batch: batch) {
-            return Parallel.threads * Winograd.scratch(tiles: winogradBlock(tiles: tiles), inChannels: inChannels, outChannels: outChannels)
+        if usesWinograd(out, batch: batch) {
+            let grid = Winograd.tiles(out)
+            let chunk = Winograd.chunk(tiles: batch * grid.rows * grid.columns, inChannels: inChannels, outChannels: outChannels)
+            return Winograd.scratch(tiles: chunk, inChannels: inChannels, outChannels: outChannels)
         }
         return split(rows: batch * out.pixels).workspace
     }
 
     package func forward(_ inputs: [TensorView], _ output: TensorView, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let input = inputs[0]
-        if let tiles = winogradTiles(output.shape, batch: batch), let kernel = winograd {
-            let block = winogradBlock(tiles: tiles)
-            let scratch = Winograd.scratch(tiles: block, inChannels: inChannels, outChannels: outChannels)
-            let blocks = (tiles + block - 1) / block
+        if usesWinograd(output.shape, batch: batch), let kernel = winograd {
             let g = window.geometry(input.shape)
             kernel.withUnsafeBufferPointer { u in
                 withBias { b in
-                    Parallel.forEachThread(min(Parallel.threads, blocks)) { t, count in
-                        var i = t
-                        while i < blocks {
-                            let start = i * block
-                            Winograd.forward(input, output, tiles: start..<min(tiles, start + block),
-                                             kernel: u.baseAddress!, bias: b, activation: activation,
-                                             padTop: g.padTop, padLeft: g.padLeft, scratch: workspace + t * scratch)
-                            i += count
-                        }
-                    }
+                    Winograd.forward(input, output, batch: batch, kernel: u.baseAddress!, bias: b, activation: activation,
+                                     padTop: g.padTop, padLeft: g.padLeft, workspace: workspace)
                 }
             }
             return

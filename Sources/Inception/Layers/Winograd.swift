@@ -1,51 +1,80 @@
 import Foundation
 
-/// Winograd F(2×2, 3×3) for stride-1 3×3 convolutions: each 2×2 block of
-/// output comes from a 4×4 block of input with 16 multiplications per
-/// channel pair instead of 36, as 16 matrix products (one per position of
-/// the transformed 4×4 tile):
+/// Winograd F(4×4, 3×3) for stride-1 3×3 convolutions: each 4×4 block of
+/// output comes from a 6×6 block of input with 36 multiplications per channel
+/// pair instead of 144, as 36 matrix products (one per position ξ of the
+/// transformed 6×6 tile):
 ///     M_ξ[tiles × out] = V_ξ[tiles × in] · U_ξ[in × out],
 /// where U = G·g·Gᵀ is the transformed kernel (made once, at load) and
-/// V = Bᵀ·d·B the transformed input tile; the output is Aᵀ·M·A.
+/// V = Bᵀ·d·B the transformed input tile; the output is Aᵀ·M·A (Lavin & Gray,
+/// "Fast Algorithms for Convolutional Neural Networks", 2016, points 0, ±1, ±2).
+///
+/// A layer runs in chunks of tiles, each in three parallel steps: transform
+/// the chunk's input tiles, multiply (the 36 products shared among the
+/// threads), transform back into the output with bias and activation.
 package enum Winograd {
-    /// Opt-in with `CONVEYOR_WINOGRAD=1`; read once. Measured on this
-    /// project's 2-core Xeon, the transforms cost more CPU time than the
-    /// multiplications they save, so im2col + sgemm stays the default.
-    nonisolated(unsafe) package static var enabled: Bool = ProcessInfo.processInfo.environment["CONVEYOR_WINOGRAD"] == "1"
+    /// On unless `CONVEYOR_WINOGRAD=0`; read once.
+    nonisolated(unsafe) package static var enabled: Bool = ProcessInfo.processInfo.environment["CONVEYOR_WINOGRAD"] != "0"
     // Set before inference starts (start-up or a test's setUp), read while running.
+
+    /// Output pixels per tile side, input pixels per tile side.
+    package static let tileSize = 4, alpha = 6
+    /// Transformed positions per tile.
+    package static let positions = alpha * alpha
+
+    /// Fewest tiles in a layer (across the batch) for the transforms and the
+    /// 36 smaller products to beat one im2col product. Below it the products
+    /// are too thin and their weights (4× the kernel's size) dominate.
+    nonisolated(unsafe) package static var minimumTiles = 48
+
+    /// Largest chunk workspace, in floats (24 MiB).
+    nonisolated(unsafe) package static var chunkBudget = 6 << 20
 
     /// Whether a convolution can use it.
     package static func applies(_ w: Window) -> Bool {
         w.kernelH == 3 && w.kernelW == 3 && w.strideH == 1 && w.strideW == 1
     }
 
-    /// U = G·g·Gᵀ for every (in, out) pair: [16][in][out], from a Keras kernel [3][3][in][out].
-    /// G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]].
+    /// Tiles per image for an output shape.
+    @inline(__always)
+    package static func tiles(_ out: Shape) -> (rows: Int, columns: Int) {
+        ((out.height + tileSize - 1) / tileSize, (out.width + tileSize - 1) / tileSize)
+    }
+
+    /// Tiles transformed and multiplied at once.
+    package static func chunk(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
+        max(1, min(tiles, (chunkBudget - inChannels) / (positions * (inChannels + outChannels))))
+    }
+
+    /// Floats of workspace for a chunk of `tiles` tiles.
+    @inline(__always)
+    package static func scratch(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
+        positions * tiles * (inChannels + outChannels) + inChannels
+    }
+
+    /// U = G·g·Gᵀ for every (in, out) pair: [36][in][out], from a Keras kernel
+    /// [3][3][in][out], computed in double precision.
     package static func transformKernel(_ w: [Float], inChannels cin: Int, outChannels cout: Int) -> [Float] {
-        var u = [Float](repeating: 0, count: 16 * cin * cout)
-        w.withUnsafeBufferPointer { w in
-            u.withUnsafeMutableBufferPointer { u in
+        let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        var u = [Float](repeating: 0, count: positions * cin * cout)
+        u.withUnsafeMutableBufferPointer { u in
+            w.withUnsafeBufferPointer { w in
+                var t = [Double](repeating: 0, count: alpha * 3)
                 for c in 0..<cin {
                     for o in 0..<cout {
-                        @inline(__always) func g(_ ky: Int, _ kx: Int) -> Float { w[((ky * 3 + kx) * cin + c) * cout + o] }
-                        // t = G·g, row by row (4 rows × 3 columns)
-                        var tt: (Float, Float, Float, Float, Float, Float, Float, Float, Float, Float, Float, Float) =
-                            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-                        withUnsafeMutableBytes(of: &tt) { raw in
-                            let r = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+                        // t = G·k (6×3), then U = t·Gᵀ (6×6)
+                        for i in 0..<alpha {
                             for x in 0..<3 {
-                                r[x] = g(0, x)
-                                r[3 + x] = (g(0, x) + g(1, x) + g(2, x)) / 2
-                                r[6 + x] = (g(0, x) - g(1, x) + g(2, x)) / 2
-                                r[9 + x] = g(2, x)
+                                var s = 0.0
+                                for y in 0..<3 { s += g[i][y] * Double(w[((y * 3 + x) * cin + c) * cout + o]) }
+                                t[i * 3 + x] = s
                             }
-                            for i in 0..<4 {
-                                let a = r[i * 3], b = r[i * 3 + 1], d = r[i * 3 + 2]
-                                let row = (a, (a + b + d) / 2, (a - b + d) / 2, d)
-                                u[((i * 4 + 0) * cin + c) * cout + o] = row.0
-                                u[((i * 4 + 1) * cin + c) * cout + o] = row.1
-                                u[((i * 4 + 2) * cin + c) * cout + o] = row.2
-                                u[((i * 4 + 3) * cin + c) * cout + o] = row.3
+                        }
+                        for i in 0..<alpha {
+                            for j in 0..<alpha {
+                                let s = g[j][0] * t[i * 3] + g[j][1] * t[i * 3 + 1] + g[j][2] * t[i * 3 + 2]
+                                u[((i * alpha + j) * cin + c) * cout + o] = Float(s)
                             }
                         }
                     }
@@ -55,93 +84,209 @@ package enum Winograd {
         return u
     }
 
-    /// Floats of scratch for `tiles` tiles.
-    @inline(__always)
-    package static func scratch(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
-        16 * tiles * (inChannels + outChannels) + inChannels
-    }
-
-    /// Computes the output tiles `tiles` (numbered across the batch, row by
-    /// row of 2×2 tiles) into `output`, with bias and activation.
+    /// The whole convolution: `output` = conv(`input`) + bias, activated.
     package static func forward(
-        _ input: TensorView, _ output: TensorView, tiles: Range<Int>,
+        _ input: TensorView, _ output: TensorView, batch: Int,
         kernel u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation,
-        padTop: Int, padLeft: Int, scratch: UnsafeMutablePointer<Float>
+        padTop: Int, padLeft: Int, workspace: UnsafeMutablePointer<Float>
     ) {
         let cin = input.shape.channels, cout = output.shape.channels
-        let outH = output.shape.height, outW = output.shape.width
-        let inH = input.shape.height, inW = input.shape.width
-        let tilesW = (outW + 1) / 2, tilesPerImage = ((outH + 1) / 2) * tilesW
-        let n = tiles.count
-        let v = scratch                      // [16][n][cin]
-        let m = scratch + 16 * n * cin       // [16][n][cout]
-        let zeros = m + 16 * n * cout        // a zero pixel, read where a tile hangs over the edge
-        zeros.update(repeating: 0, count: cin)
-
-        // Input transform V = Bᵀ·d·B, Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]],
-        // 16 channels at a time.
-        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: 16) { d in
-            let stride = n * cin
-            for (j, tile) in tiles.enumerated() {
-                let b = tile / tilesPerImage, r = tile % tilesPerImage
-                let y0 = (r / tilesW) * 2 - padTop, x0 = (r % tilesW) * 2 - padLeft
-                for i in 0..<4 {
-                    let y = y0 + i
-                    for k in 0..<4 {
-                        let x = x0 + k
-                        d[i * 4 + k] = y >= 0 && y < inH && x >= 0 && x < inW ? UnsafePointer(input.pixel(b, y, x)) : UnsafePointer(zeros)
+        let grid = tiles(output.shape)
+        let total = batch * grid.rows * grid.columns
+        let size = chunk(tiles: total, inChannels: cin, outChannels: cout)
+        let layout = Layout(input: input, output: output, columns: grid.columns, perImage: grid.rows * grid.columns,
+                            padTop: padTop, padLeft: padLeft)
+        var start = 0
+        while start < total {
+            let n = min(size, total - start)
+            let v = workspace                        // [36][n][cin]
+            let m = workspace + positions * n * cin  // [36][n][cout]
+            let zeros = m + positions * n * cout     // a zero pixel, read where a tile hangs over the edge
+            zeros.update(repeating: 0, count: cin)
+            let first = start
+            Parallel.forEachChunk(n, minChunk: 4) { range in
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: positions) { pixels in
+                    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: positions) { t in
+                        for j in range {
+                            transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin, zeros: zeros,
+                                           pixels: pixels, t8: t.baseAddress!)
+                        }
                     }
                 }
-                let dst = v + j * cin
-                var c = 0
-                while c + 16 <= cin {
-                    transformInput(SIMD16<Float>.self, d, c, dst, stride)
-                    c += 16
+            }
+            Parallel.forEachThread(min(Parallel.threads, positions)) { t, count in
+                var xi = t
+                while xi < positions {
+                    BLAS.sgemm(m: n, n: cout, k: cin, a: v + xi * n * cin, lda: cin,
+                               b: u + xi * cin * cout, ldb: cout, c: m + xi * n * cout, ldc: cout)
+                    xi += count
                 }
+            }
+            Parallel.forEachChunk(n, minChunk: 4) { range in
+                for j in range {
+                    transformOutput(layout, tile: first + j, from: m + j * cout, stride: n * cout, bias: bias, activation: activation)
+                }
+            }
+            start += n
+        }
+    }
+
+    /// Where tiles come from and go to.
+    private struct Layout {
+        var input: TensorView
+        var output: TensorView
+        var columns: Int
+        var perImage: Int
+        var padTop: Int
+        var padLeft: Int
+
+        /// Image, first output row and column of a tile.
+        @inline(__always)
+        func origin(_ tile: Int) -> (image: Int, y: Int, x: Int) {
+            let r = tile % perImage
+            return (tile / perImage, (r / columns) * tileSize, (r % columns) * tileSize)
+        }
+    }
+
+    /// V = Bᵀ·d·B for one tile, all channels; V_ξ's row for this tile is at
+    /// `dst + ξ·stride`.
+    private static func transformInput(
+        _ layout: Layout, tile: Int, into dst: UnsafeMutablePointer<Float>, stride: Int, zeros: UnsafePointer<Float>,
+        pixels d: UnsafeMutableBufferPointer<UnsafePointer<Float>>, t8: UnsafeMutablePointer<SIMD8<Float>>
+    ) {
+        let input = layout.input
+        let (b, oy, ox) = layout.origin(tile)
+        let y0 = oy - layout.padTop, x0 = ox - layout.padLeft
+        let inH = input.shape.height, inW = input.shape.width
+        do {
+            for i in 0..<alpha {
+                let y = y0 + i
+                for k in 0..<alpha {
+                    let x = x0 + k
+                    d[i * alpha + k] = y >= 0 && y < inH && x >= 0 && x < inW ? UnsafePointer(input.pixel(b, y, x)) : zeros
+                }
+            }
+            let cin = input.shape.channels
+            do {
+                var c = 0
+                while c + 8 <= cin {
+                    inputTile(SIMD8<Float>.self, d, c, dst, stride, t8, lanes: 8)
+                    c += 8
+                }
+                let t4 = UnsafeMutableRawPointer(t8).assumingMemoryBound(to: SIMD4<Float>.self)
                 while c < cin {
                     let lanes = min(4, cin - c)
-                    transformInput(SIMD4<Float>.self, d, c, dst, stride, lanes: lanes)
+                    inputTile(SIMD4<Float>.self, d, c, dst, stride, t4, lanes: lanes)
                     c += lanes
                 }
             }
         }
+    }
 
-        for xi in 0..<16 {
-            BLAS.sgemm(m: n, n: cout, k: cin,
-                       a: v + xi * n * cin, lda: cin,
-                       b: u + xi * cin * cout, ldb: cout,
-                       c: m + xi * n * cout, ldc: cout)
+    /// Bᵀ·x for one column of six values.
+    @inline(__always)
+    private static func bt<V: SIMD>(_ d0: V, _ d1: V, _ d2: V, _ d3: V, _ d4: V, _ d5: V) -> (V, V, V, V, V, V)
+    where V.Scalar == Float {
+        let four = V(repeating: 4), five = V(repeating: 5), two = V(repeating: 2)
+        let a = d4 - four * d2, b = d3 - four * d1   // rows 1, 2: a ± b
+        let c = d4 - d2, e = two * (d3 - d1)         // rows 3, 4: c ± e
+        return (four * d0 - five * d2 + d4, a + b, a - b, c + e, c - e, four * d1 - five * d3 + d5)
+    }
+
+    @inline(__always)
+    private static func inputTile<V: SIMD>(
+        _: V.Type, _ d: UnsafeMutableBufferPointer<UnsafePointer<Float>>, _ c: Int,
+        _ dst: UnsafeMutablePointer<Float>, _ stride: Int, _ t: UnsafeMutablePointer<V>, lanes: Int
+    ) where V.Scalar == Float {
+        // Columns: t[i][k] = (Bᵀ·d)[i][k]
+        for k in 0..<alpha {
+            let r = bt(load(V.self, d[k] + c, lanes), load(V.self, d[alpha + k] + c, lanes),
+                       load(V.self, d[2 * alpha + k] + c, lanes), load(V.self, d[3 * alpha + k] + c, lanes),
+                       load(V.self, d[4 * alpha + k] + c, lanes), load(V.self, d[5 * alpha + k] + c, lanes))
+            t[k] = r.0; t[alpha + k] = r.1; t[2 * alpha + k] = r.2
+            t[3 * alpha + k] = r.3; t[4 * alpha + k] = r.4; t[5 * alpha + k] = r.5
         }
-
-        // Output transform Y = Aᵀ·M·A, Aᵀ = [[1,1,1,0],[0,1,−1,−1]], then bias and
-        // activation, 16 channels at a time.
-        let stride = n * cout
-        for (j, tile) in tiles.enumerated() {
-            let b = tile / tilesPerImage, r = tile % tilesPerImage
-            let oy = (r / tilesW) * 2, ox = (r % tilesW) * 2
-            let out = Tile(origin: output.pixel(b, oy, ox), pixelStride: output.pixelStride, rowStride: outW * output.pixelStride,
-                           hasRight: ox + 1 < outW, hasBelow: oy + 1 < outH)
-            let src = UnsafePointer(m + j * cout)
-            var o = 0
-            while o + 16 <= cout {
-                transformOutput(SIMD16<Float>.self, src, o, stride, bias, activation, out)
-                o += 16
-            }
-            while o < cout {
-                let lanes = min(4, cout - o)
-                transformOutput(SIMD4<Float>.self, src, o, stride, bias, activation, out, lanes: lanes)
-                o += lanes
-            }
+        // Rows: V[i][j] = (t·B)[i][j]
+        for i in 0..<alpha {
+            let row = t + i * alpha
+            let r = bt(row[0], row[1], row[2], row[3], row[4], row[5])
+            let out = dst + i * alpha * stride + c
+            store(r.0, out, lanes); store(r.1, out + stride, lanes); store(r.2, out + 2 * stride, lanes)
+            store(r.3, out + 3 * stride, lanes); store(r.4, out + 4 * stride, lanes); store(r.5, out + 5 * stride, lanes)
         }
     }
 
-    /// Where a 2×2 output tile goes.
-    private struct Tile {
+    /// Y = Aᵀ·M·A for one tile, plus bias and activation, written to the
+    /// output pixels the tile covers.
+    private static func transformOutput(
+        _ layout: Layout, tile: Int, from src: UnsafePointer<Float>, stride: Int,
+        bias: UnsafePointer<Float>?, activation: Activation
+    ) {
+        let output = layout.output
+        let (b, oy, ox) = layout.origin(tile)
+        let target = Target(origin: output.pixel(b, oy, ox), pixelStride: output.pixelStride,
+                            rowStride: output.shape.width * output.pixelStride,
+                            rows: min(tileSize, output.shape.height - oy), columns: min(tileSize, output.shape.width - ox))
+        let cout = output.shape.channels
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: tileSize * alpha) { scratch in
+            let t8 = scratch.baseAddress!
+            var o = 0
+            while o + 8 <= cout {
+                outputTile(SIMD8<Float>.self, src, o, stride, target, t8, lanes: 8)
+                o += 8
+            }
+            let t4 = UnsafeMutableRawPointer(t8).assumingMemoryBound(to: SIMD4<Float>.self)
+            while o < cout {
+                let lanes = min(4, cout - o)
+                outputTile(SIMD4<Float>.self, src, o, stride, target, t4, lanes: lanes)
+                o += lanes
+            }
+        }
+        // Bias and activation, a pixel's channels at a time (vectorised by the compiler).
+        for i in 0..<target.rows {
+            activation.apply(rows: 0..<target.columns, cols: cout, target.origin + i * target.rowStride,
+                             ld: target.pixelStride, bias: bias)
+        }
+    }
+
+    /// Where a 4×4 output tile goes (fewer rows or columns at the edges).
+    private struct Target {
         var origin: UnsafeMutablePointer<Float>
         var pixelStride: Int
         var rowStride: Int
-        var hasRight: Bool
-        var hasBelow: Bool
+        var rows: Int
+        var columns: Int
+    }
+
+    /// Aᵀ·x for one column of six values.
+    @inline(__always)
+    private static func at<V: SIMD>(_ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V) -> (V, V, V, V)
+    where V.Scalar == Float {
+        let a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4
+        let two = V(repeating: 2), four = V(repeating: 4), eight = V(repeating: 8)
+        return (m0 + a + c, b + two * d, a + four * c, b + eight * d + m5)
+    }
+
+    @inline(__always)
+    private static func outputTile<V: SIMD>(
+        _: V.Type, _ src: UnsafePointer<Float>, _ o: Int, _ stride: Int, _ target: Target,
+        _ t: UnsafeMutablePointer<V>, lanes: Int
+    ) where V.Scalar == Float {
+        @inline(__always) func m(_ xi: Int) -> V { load(V.self, src + xi * stride + o, lanes) }
+        // Columns: t[i][k] = (Aᵀ·M)[i][k]
+        for k in 0..<alpha {
+            let r = at(m(k), m(alpha + k), m(2 * alpha + k), m(3 * alpha + k), m(4 * alpha + k), m(5 * alpha + k))
+            t[k] = r.0; t[alpha + k] = r.1; t[2 * alpha + k] = r.2; t[3 * alpha + k] = r.3
+        }
+        for i in 0..<target.rows {
+            let row = t + i * alpha
+            let r = at(row[0], row[1], row[2], row[3], row[4], row[5])
+            let out = target.origin + i * target.rowStride + o
+            store(r.0, out, lanes)
+            if target.columns > 1 { store(r.1, out + target.pixelStride, lanes) }
+            if target.columns > 2 { store(r.2, out + 2 * target.pixelStride, lanes) }
+            if target.columns > 3 { store(r.3, out + 3 * target.pixelStride, lanes) }
+        }
     }
 
     /// Loads `lanes` floats (all of V's lanes unless fewer are left; the rest are zero).
@@ -161,64 +306,5 @@ package enum Winograd {
             return
         }
         for i in 0..<lanes { p[i] = value[i] }
-    }
-
-    /// V = Bᵀ·d·B for `V.scalarCount` channels starting at `c`.
-    @inline(__always)
-    private static func transformInput<V: SIMD>(
-        _ type: V.Type, _ d: UnsafeMutableBufferPointer<UnsafePointer<Float>>, _ c: Int,
-        _ dst: UnsafeMutablePointer<Float>, _ stride: Int, lanes: Int = V.scalarCount
-    ) where V.Scalar == Float {
-        for k in 0..<4 {
-            let d0 = load(V.self, d[k] + c, lanes), d1 = load(V.self, d[4 + k] + c, lanes)
-            let d2 = load(V.self, d[8 + k] + c, lanes), d3 = load(V.self, d[12 + k] + c, lanes)
-            // column k of Bᵀ·d, kept in the scratch rows of V and finished below
-            store(d0 - d2, dst + k * stride + c, lanes)
-            store(d1 + d2, dst + (4 + k) * stride + c, lanes)
-            store(d2 - d1, dst + (8 + k) * stride + c, lanes)
-            store(d1 - d3, dst + (12 + k) * stride + c, lanes)
-        }
-        for i in 0..<4 {
-            let row = dst + i * 4 * stride + c
-            let t0 = load(V.self, row, lanes), t1 = load(V.self, row + stride, lanes)
-            let t2 = load(V.self, row + 2 * stride, lanes), t3 = load(V.self, row + 3 * stride, lanes)
-            store(t0 - t2, row, lanes)
-            store(t1 + t2, row + stride, lanes)
-            store(t2 - t1, row + 2 * stride, lanes)
-            store(t1 - t3, row + 3 * stride, lanes)
-        }
-    }
-
-    /// Y = Aᵀ·M·A + bias, activated, for `V.scalarCount` channels starting at `o`.
-    @inline(__always)
-    private static func transformOutput<V: SIMD>(
-        _ type: V.Type, _ src: UnsafePointer<Float>, _ o: Int, _ stride: Int,
-        _ bias: UnsafePointer<Float>?, _ activation: Activation, _ tile: Tile, lanes: Int = V.scalarCount
-    ) where V.Scalar == Float {
-        @inline(__always) func m(_ i: Int, _ k: Int) -> V { load(V.self, src + (i * 4 + k) * stride + o, lanes) }
-        let s00 = m(0, 0) + m(1, 0) + m(2, 0), s10 = m(1, 0) - m(2, 0) - m(3, 0)
-        let s01 = m(0, 1) + m(1, 1) + m(2, 1), s11 = m(1, 1) - m(2, 1) - m(3, 1)
-        let s02 = m(0, 2) + m(1, 2) + m(2, 2), s12 = m(1, 2) - m(2, 2) - m(3, 2)
-        let s03 = m(0, 3) + m(1, 3) + m(2, 3), s13 = m(1, 3) - m(2, 3) - m(3, 3)
-        let add = bias.map { load(V.self, $0 + o, lanes) } ?? V()
-        var y00 = s00 + s01 + s02 + add, y01 = s01 - s02 - s03 + add
-        var y10 = s10 + s11 + s12 + add, y11 = s11 - s12 - s13 + add
-        switch activation {
-        case .linear: break
-        case .relu:
-            y00 = pointwiseMax(y00, V()); y01 = pointwiseMax(y01, V())
-            y10 = pointwiseMax(y10, V()); y11 = pointwiseMax(y11, V())
-        case .relu6:
-            let six = V(repeating: 6)
-            y00 = pointwiseMin(pointwiseMax(y00, V()), six); y01 = pointwiseMin(pointwiseMax(y01, V()), six)
-            y10 = pointwiseMin(pointwiseMax(y10, V()), six); y11 = pointwiseMin(pointwiseMax(y11, V()), six)
-        }
-        store(y00, tile.origin + o, lanes)
-        if tile.hasRight { store(y01, tile.origin + tile.pixelStride + o, lanes) }
-        if tile.hasBelow {
-            let below = tile.origin + tile.rowStride
-            store(y10, below + o, lanes)
-            if tile.hasRight { store(y11, below + tile.pixelStride + o, lanes) }
-        }
     }
 }

@@ -3,17 +3,19 @@ import COpenBLAS
 /// The one place that calls OpenBLAS. Everything is row-major float32.
 package enum BLAS {
     /// C[m×n] (leading dimension ldc) = A[m×k] (lda) · B[k×n] (ldb) + beta·C.
+    /// With `transposedB`, `b` holds Bᵀ: n rows of k values, `ldb` apart
+    /// (weights stored that way stream from memory faster when m is small).
     @inline(__always)
     package static func sgemm(
         m: Int, n: Int, k: Int,
         a: UnsafePointer<Float>, lda: Int,
-        b: UnsafePointer<Float>, ldb: Int,
+        b: UnsafePointer<Float>, ldb: Int, transposedB: Bool = false,
         c: UnsafeMutablePointer<Float>, ldc: Int,
         beta: Float = 0
     ) {
         guard m > 0, n > 0, k > 0 else { return }
         cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasNoTrans,
+            CblasRowMajor, CblasNoTrans, transposedB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k),
             1, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }

@@ -6,9 +6,19 @@ package struct Conv2D: Layer {
     package var window: Window
     package let inChannels: Int
     package let outChannels: Int
-    /// [kh·kw·in][out], row-major: exactly Keras's kernel layout.
-    package var weights: [Float] { didSet { prepareWinograd() } }
-    /// The Winograd-transformed kernel [36][in][out], for stride-1 3×3 kernels.
+    /// [kh·kw·in][out], row-major: exactly Keras's kernel layout. Stored
+    /// transposed (see `kernel`); setting it recomputes the stored forms.
+    package var weights: [Float] {
+        get { Self.transpose(kernel, rows: outChannels, columns: patch) }
+        set {
+            kernel = Self.transpose(newValue, rows: patch, columns: outChannels)
+            prepareWinograd(newValue)
+        }
+    }
+    /// The kernel as the products read it: [out][kh·kw·in] (Bᵀ), so that
+    /// each output channel's weights are contiguous.
+    private var kernel: [Float]
+    /// The Winograd-transformed kernel [36][out][in], for stride-1 3×3 kernels.
     package private(set) var winograd: [Float]?
     package var bias: [Float]?
     package var activation: Activation
@@ -23,16 +33,28 @@ package struct Conv2D: Layer {
         self.window = window
         self.inChannels = inChannels
         self.outChannels = outChannels
-        self.weights = weights
+        kernel = Self.transpose(weights, rows: window.kernelH * window.kernelW * inChannels, columns: outChannels)
         self.bias = bias
         self.activation = activation
-        prepareWinograd()
+        prepareWinograd(weights)
     }
 
     /// Stride-1 3×3 convolutions with enough channels to pay for the transforms.
-    private mutating func prepareWinograd() {
+    private mutating func prepareWinograd(_ weights: [Float]) {
         guard Winograd.applies(window), inChannels >= 8, outChannels >= 8 else { return }
         winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
+    }
+
+    /// A row-major matrix's transpose.
+    private static func transpose(_ m: [Float], rows: Int, columns: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: m.count) { t, count in
+            m.withUnsafeBufferPointer { m in
+                for r in 0..<rows {
+                    for c in 0..<columns { t[c * rows + r] = m[r * columns + c] }
+                }
+            }
+            count = m.count
+        }
     }
 
     /// Whether Winograd runs for this output shape and batch: enough tiles
@@ -107,7 +129,7 @@ package struct Conv2D: Layer {
         let rows = batch * output.shape.pixels
         let plan = split(rows: rows)
         let threads = Parallel.threads
-        weights.withUnsafeBufferPointer { w in
+        kernel.withUnsafeBufferPointer { w in
             withBias { b in
                 let weights = w.baseAddress!
                 if plan.byRows {
@@ -154,8 +176,8 @@ package struct Conv2D: Layer {
             lda = patch
         }
         let c = output.base + rows.lowerBound * output.pixelStride + columns.lowerBound
-        BLAS.sgemm(m: rows.count, n: columns.count, k: isPointwise ? inChannels : patch,
-                   a: a, lda: lda, b: weights + columns.lowerBound, ldb: outChannels,
+        BLAS.sgemm(m: rows.count, n: columns.count, k: patch,
+                   a: a, lda: lda, b: weights + columns.lowerBound * patch, ldb: patch, transposedB: true,
                    c: c, ldc: output.pixelStride)
         activation.apply(rows: 0..<rows.count, cols: columns.count, c, ld: output.pixelStride,
                          bias: bias.map { $0 + columns.lowerBound })

@@ -31,11 +31,15 @@ package struct Dense: Layer {
     package func forward(_ views: [TensorView], _ output: TensorView, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let input = views[0]
         precondition(input.isDense, "Dense needs a dense input")
+        // Each thread multiplies a slice of the units (its own columns of the weights).
         weights.withUnsafeBufferPointer { w in
-            BLAS.sgemm(m: batch, n: units, k: inputs,
-                       a: input.base, lda: input.batchStride,
-                       b: w.baseAddress!, ldb: units,
-                       c: output.base, ldc: output.batchStride)
+            let w = w.baseAddress!
+            Parallel.forEachChunk(units, minChunk: 64) { columns in
+                BLAS.sgemm(m: batch, n: columns.count, k: inputs,
+                           a: input.base, lda: input.batchStride,
+                           b: w + columns.lowerBound, ldb: units,
+                           c: output.base + columns.lowerBound, ldc: output.batchStride)
+            }
         }
         let apply = { (b: UnsafePointer<Float>?) in
             activation.apply(rows: 0..<batch, cols: units, output.base, ld: output.batchStride, bias: b)

@@ -52,7 +52,7 @@ package enum Winograd {
         positions * tiles * (inChannels + outChannels) + inChannels
     }
 
-    /// U = G·g·Gᵀ for every (in, out) pair: [36][in][out], from a Keras kernel
+    /// U = G·g·Gᵀ for every (in, out) pair: [36][out][in], from a Keras kernel
     /// [3][3][in][out], computed in double precision.
     package static func transformKernel(_ w: [Float], inChannels cin: Int, outChannels cout: Int) -> [Float] {
         let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
@@ -74,7 +74,7 @@ package enum Winograd {
                         for i in 0..<alpha {
                             for j in 0..<alpha {
                                 let s = g[j][0] * t[i * 3] + g[j][1] * t[i * 3 + 1] + g[j][2] * t[i * 3 + 2]
-                                u[((i * alpha + j) * cin + c) * cout + o] = Float(s)
+                                u[((i * alpha + j) * cout + o) * cin + c] = Float(s)
                             }
                         }
                     }
@@ -118,7 +118,7 @@ package enum Winograd {
                 var xi = t
                 while xi < positions {
                     BLAS.sgemm(m: n, n: cout, k: cin, a: v + xi * n * cin, lda: cin,
-                               b: u + xi * cin * cout, ldb: cout, c: m + xi * n * cout, ldc: cout)
+                               b: u + xi * cin * cout, ldb: cin, transposedB: true, c: m + xi * n * cout, ldc: cout)
                     xi += count
                 }
             }

@@ -27,19 +27,25 @@ final class WinogradTests: XCTestCase {
     }
 
     private func run(batch: Int, height: Int, width: Int, cin: Int, cout: Int, padding: Padding,
-                     activation: Activation, threads: Int, outputStride extra: Int = 0, seed: UInt64) throws {
+                     activation: Activation, threads: Int, outputStride extra: Int = 0, seed: UInt64,
+                     kernelH kh: Int = 3, kernelW kw: Int = 3, tolerance: Float = 1e-4) throws {
         Parallel.threads = threads
         var g = SplitMix64(seed: seed)
         let x = NaiveTensor(batch: batch, height: height, width: width, channels: cin,
                             values: (0..<(batch * height * width * cin)).map { _ in g.float() })
-        let kernel = (0..<(9 * cin * cout)).map { _ in g.float() * 0.3 }
+        let kernel = (0..<(kh * kw * cin * cout)).map { _ in g.float() * 0.3 }
         let bias = (0..<cout).map { _ in g.float() }
-        let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: padding)
+        let window = Window(kernelH: kh, kernelW: kw, strideH: 1, strideW: 1, padding: padding)
         let conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
-        XCTAssertNotNil(conv.winograd)
         let outShape = try conv.outputShape(for: [Shape(height: height, width: width, channels: cin)])
-        XCTAssertTrue(conv.usesWinograd(outShape, batch: batch), "the Winograd path should be taken")
-        let expected = Naive.conv2d(x, kernel: kernel, kh: 3, kw: 3, outChannels: cout, bias: bias, same: padding == .same,
+        if kh == 3 && kw == 3 {
+            XCTAssertNotNil(conv.winograd)
+            XCTAssertTrue(conv.usesWinograd(outShape, batch: batch), "the Winograd path should be taken")
+        } else {
+            XCTAssertNotNil(conv.winograd1D)
+            XCTAssertTrue(conv.usesWinograd1D(outShape, batch: batch), "the one-axis Winograd path should be taken")
+        }
+        let expected = Naive.conv2d(x, kernel: kernel, kh: kh, kw: kw, outChannels: cout, bias: bias, same: padding == .same,
                                     activation: activation)
         let stride = cout + extra
         let input = UnsafeMutablePointer<Float>.allocate(capacity: x.values.count)
@@ -62,7 +68,7 @@ final class WinogradTests: XCTestCase {
             }
             for o in cout..<stride { XCTAssertTrue(output[p * stride + o].isNaN, "wrote outside its channel slice") }
         }
-        XCTAssertLessThan(worst, 1e-4, "\(batch)×\(height)×\(width)×\(cin)→\(cout) \(padding) \(activation) threads \(threads)")
+        XCTAssertLessThan(worst, tolerance, "\(kh)×\(kw) \(batch)×\(height)×\(width)×\(cin)→\(cout) \(padding) \(activation) threads \(threads)")
     }
 
     func testMatchesTheNaiveConvolution() throws {
@@ -76,6 +82,58 @@ final class WinogradTests: XCTestCase {
                                 activation: activation, threads: threads, seed: seed)
                     }
                 }
+            }
+        }
+    }
+
+    func testOneAxisKernelsMatchTheNaiveConvolution() throws {
+        var seed: UInt64 = 500
+        // F(4, 7) for 1×7 and 7×1, F(4, 3) for 1×3 and 3×1; 17 and 11 leave partial tiles.
+        for (kh, kw) in [(1, 7), (7, 1), (1, 3), (3, 1)] {
+            for (h, w) in [(17, 17), (9, 11)] {
+                for padding in [Padding.same, .valid] {
+                    for threads in [1, 2] {
+                        seed += 1
+                        try run(batch: 2, height: h, width: w, cin: 13, cout: 17, padding: padding, activation: .relu,
+                                threads: threads, seed: seed, kernelH: kh, kernelW: kw)
+                    }
+                }
+            }
+        }
+        try run(batch: 1, height: 17, width: 17, cin: 24, cout: 20, padding: .same, activation: .relu6, threads: 2,
+                outputStride: 9, seed: 600, kernelH: 7, kernelW: 1)
+    }
+
+    func testEveryOneAxisTileSizeMatchesTheNaiveConvolution() throws {
+        // The Toom–Cook matrices for F(m, r), run directly: 2×13 rows of 23 pixels, same padding.
+        for r in [3, 5, 7] {
+            for m in [2, 3, 4, 6] where m + r - 2 <= 11 {
+                var g = SplitMix64(seed: UInt64(m * 10 + r))
+                let (cin, cout, width) = (9, 11, 23)
+                let x = NaiveTensor(batch: 2, height: 13, width: width, channels: cin,
+                                    values: (0..<(2 * 13 * width * cin)).map { _ in g.float() })
+                let kernel = (0..<(r * cin * cout)).map { _ in g.float() * 0.3 }
+                let want = Naive.conv2d(x, kernel: kernel, kh: 1, kw: r, outChannels: cout, same: true)
+                let plan = Winograd1D(outputs: m, kernel: r)
+                XCTAssertEqual(plan.alpha, m + r - 1)
+                let u = plan.transformKernel(kernel, inChannels: cin, outChannels: cout)
+                let outShape = Shape(height: 13, width: width, channels: cout)
+                let tiles = plan.tiles(outShape, batch: 2, alongWidth: true)
+                var input = x.values
+                var output = [Float](repeating: .nan, count: want.values.count)
+                var workspace = [Float](repeating: 0, count: plan.scratch(tiles: plan.chunk(tiles: tiles, inChannels: cin, outChannels: cout),
+                                                                           inChannels: cin, outChannels: cout))
+                input.withUnsafeMutableBufferPointer { i in
+                    output.withUnsafeMutableBufferPointer { o in
+                        workspace.withUnsafeMutableBufferPointer { w in
+                            plan.forward(TensorView(base: i.baseAddress!, shape: x.shape), TensorView(base: o.baseAddress!, shape: outShape),
+                                         batch: 2, alongWidth: true, kernel: u, bias: nil, activation: .linear,
+                                         padBefore: (r - 1) / 2, workspace: w.baseAddress!)
+                        }
+                    }
+                }
+                let worst = zip(output, want.values).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .nan
+                XCTAssertLessThan(worst, 1e-4, "F(\(m), \(r))")
             }
         }
     }

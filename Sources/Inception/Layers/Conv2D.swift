@@ -20,6 +20,8 @@ package struct Conv2D: Layer {
     private var kernel: [Float]
     /// The Winograd-transformed kernel [36][out][in], for stride-1 3×3 kernels.
     package private(set) var winograd: [Float]?
+    /// One-axis Winograd and its transformed kernel [α][out][in], for stride-1 1×r and r×1 kernels.
+    package private(set) var winograd1D: (plan: Winograd1D, kernel: [Float])?
     package var bias: [Float]?
     package var activation: Activation
 
@@ -41,8 +43,27 @@ package struct Conv2D: Layer {
 
     /// Stride-1 3×3 convolutions with enough channels to pay for the transforms.
     private mutating func prepareWinograd(_ weights: [Float]) {
-        guard Winograd.applies(window), inChannels >= 8, outChannels >= 8 else { return }
-        winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
+        guard inChannels >= 8, outChannels >= 8 else { return }
+        if Winograd.applies(window) {
+            winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
+        }
+        if let plan = Self.oneAxisPlan(window) {
+            winograd1D = (plan, plan.transformKernel(weights, inChannels: inChannels, outChannels: outChannels))
+        }
+    }
+
+    /// F(m, r) for a stride-1 1×r or r×1 kernel (r ≥ 3).
+    private static func oneAxisPlan(_ w: Window) -> Winograd1D? {
+        guard w.strideH == 1, w.strideW == 1, (w.kernelH == 1) != (w.kernelW == 1) else { return nil }
+        let r = max(w.kernelH, w.kernelW)
+        guard r >= 3 else { return nil }
+        return Winograd1D(outputs: r >= 7 ? Winograd.outputsForLongKernels : 4, kernel: r)
+    }
+
+    /// Whether the one-axis Winograd runs for this output shape and batch.
+    package func usesWinograd1D(_ out: Shape, batch: Int) -> Bool {
+        guard let w = winograd1D, Winograd.enabled else { return false }
+        return w.plan.tiles(out, batch: batch, alongWidth: window.kernelH == 1) >= Winograd.minimumTiles
     }
 
     /// A row-major matrix's transpose.
@@ -111,6 +132,11 @@ package struct Conv2D: Layer {
             let chunk = Winograd.chunk(tiles: batch * grid.rows * grid.columns, inChannels: inChannels, outChannels: outChannels)
             return Winograd.scratch(tiles: chunk, inChannels: inChannels, outChannels: outChannels)
         }
+        if usesWinograd1D(out, batch: batch), let plan = winograd1D?.plan {
+            let tiles = plan.tiles(out, batch: batch, alongWidth: window.kernelH == 1)
+            let chunk = plan.chunk(tiles: tiles, inChannels: inChannels, outChannels: outChannels)
+            return plan.scratch(tiles: chunk, inChannels: inChannels, outChannels: outChannels)
+        }
         return split(rows: batch * out.pixels).workspace
     }
 
@@ -122,6 +148,17 @@ package struct Conv2D: Layer {
                 withBias { b in
                     Winograd.forward(input, output, batch: batch, kernel: u.baseAddress!, bias: b, activation: activation,
                                      padTop: g.padTop, padLeft: g.padLeft, workspace: workspace)
+                }
+            }
+            return
+        }
+        if usesWinograd1D(output.shape, batch: batch), let w = winograd1D {
+            let g = window.geometry(input.shape)
+            let alongWidth = window.kernelH == 1
+            w.kernel.withUnsafeBufferPointer { u in
+                withBias { b in
+                    w.plan.forward(input, output, batch: batch, alongWidth: alongWidth, kernel: u.baseAddress!, bias: b,
+                                   activation: activation, padBefore: alongWidth ? g.padLeft : g.padTop, workspace: workspace)
                 }
             }
             return
@@ -146,7 +183,9 @@ package struct Conv2D: Layer {
                         }
                     }
                 } else {
-                    if !isPointwise { im2col(input, output.shape, rows: 0..<rows, into: workspace) }
+                    if !isPointwise {
+                        Parallel.forEachChunk(rows, minChunk: 16) { im2col(input, output.shape, rows: $0, into: workspace + $0.lowerBound * patch) }
+                    }
                     let step = (outChannels + threads - 1) / threads
                     Parallel.forEachThread(threads) { t, _ in
                         let lo = min(outChannels, t * step), hi = min(outChannels, lo + step)

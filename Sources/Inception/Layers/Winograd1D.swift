@@ -1,0 +1,263 @@
+import Foundation
+
+/// Winograd F(m, r) along one axis, for stride-1 1×r and r×1 convolutions
+/// (InceptionV3's 1×7/7×1 and 1×3/3×1 layers): m outputs along the axis come
+/// from α = m + r − 1 inputs with α multiplications per channel pair instead
+/// of m·r, as α matrix products
+///     M_ξ[tiles × out] = V_ξ[tiles × in] · U_ξ[in × out],  U = G·g,  V = Bᵀ·d,
+/// and the output is Aᵀ·M. The matrices come from Toom–Cook on the points
+/// 0, ±1, ±2, ±½, … and ∞ (computed once, in double precision): Aᵀ and G
+/// evaluate the two polynomials at the points, Bᵀ is the transposed
+/// interpolation. The same three-step chunked driver as `Winograd` runs it.
+package struct Winograd1D: Sendable {
+    /// Outputs per tile, kernel length, inputs per tile.
+    package let m: Int, r: Int, alpha: Int
+    /// Bᵀ [α][α] and Aᵀ [m][α], row-major, applied at run time.
+    private let bt: [Float], at: [Float]
+    /// G [α][r], applied to the kernel at load time.
+    private let g: [Double]
+
+    /// The finite interpolation points, in the order they are taken.
+    private static let points: [Double] = [0, 1, -1, 2, -2, 0.5, -0.5, 3, -3, 1.0 / 3, -1.0 / 3]
+
+    package init(outputs m: Int, kernel r: Int) {
+        precondition(m >= 1 && r >= 2 && m + r - 2 <= Self.points.count)
+        let alpha = m + r - 1
+        let p = Array(Self.points.prefix(alpha - 1))
+        // Evaluation rows for a polynomial with `n` coefficients: p_j^k, and
+        // the leading coefficient for the point at infinity.
+        func evaluation(_ n: Int) -> [[Double]] {
+            var rows: [[Double]] = []
+            for x in p {
+                var row: [Double] = []
+                for k in 0..<n { row.append(pow(x, Double(k))) }
+                rows.append(row)
+            }
+            var infinity = [Double](repeating: 0, count: n)
+            infinity[n - 1] = 1
+            rows.append(infinity)
+            return rows
+        }
+        let eh = evaluation(m), eg = evaluation(r)
+        // C = V⁻¹ interpolates a degree α−1 product from its values; Bᵀ = Cᵀ.
+        let c = Self.inverse(evaluation(alpha))
+        var bt = [[Double]](repeating: [Double](repeating: 0, count: alpha), count: alpha)
+        for i in 0..<alpha { for j in 0..<alpha { bt[i][j] = c[j][i] } }
+        // Scale each row of Bᵀ to a largest entry of 1 and G's row by the same
+        // factor (Aᵀ·diag(Gg)·Bᵀ is unchanged), which keeps the run-time values small.
+        var gm = eg
+        for i in 0..<alpha {
+            let s = bt[i].map(abs).max() ?? 1
+            bt[i] = bt[i].map { $0 / s }
+            gm[i] = gm[i].map { $0 * s }
+        }
+        self.m = m
+        self.r = r
+        self.alpha = alpha
+        self.bt = bt.flatMap { $0.map(Float.init) }
+        self.at = (0..<m).flatMap { i in (0..<alpha).map { j in Float(eh[j][i]) } }
+        self.g = gm.flatMap { $0 }
+    }
+
+    /// Gauss–Jordan inverse with partial pivoting (α ≤ 12).
+    private static func inverse(_ a: [[Double]]) -> [[Double]] {
+        let n = a.count
+        var m = a, inv = (0..<n).map { i in (0..<n).map { $0 == i ? 1.0 : 0.0 } }
+        for col in 0..<n {
+            let pivot = (col..<n).max { abs(m[$0][col]) < abs(m[$1][col]) }!
+            m.swapAt(col, pivot)
+            inv.swapAt(col, pivot)
+            let d = m[col][col]
+            for k in 0..<n { m[col][k] /= d; inv[col][k] /= d }
+            for row in 0..<n where row != col {
+                let f = m[row][col]
+                if f == 0 { continue }
+                for k in 0..<n { m[row][k] -= f * m[col][k]; inv[row][k] -= f * inv[col][k] }
+            }
+        }
+        return inv
+    }
+
+    /// U = G·g for every (in, out) pair: [α][out][in], from a Keras kernel
+    /// [r][in][out] (a 1×r or r×1 kernel, whose taps are consecutive).
+    package func transformKernel(_ w: [Float], inChannels cin: Int, outChannels cout: Int) -> [Float] {
+        var u = [Float](repeating: 0, count: alpha * cin * cout)
+        for xi in 0..<alpha {
+            for o in 0..<cout {
+                for c in 0..<cin {
+                    var s = 0.0
+                    for k in 0..<r { s += g[xi * r + k] * Double(w[(k * cin + c) * cout + o]) }
+                    u[(xi * cout + o) * cin + c] = Float(s)
+                }
+            }
+        }
+        return u
+    }
+
+    /// Tiles per batch for an output shape.
+    package func tiles(_ out: Shape, batch: Int, alongWidth: Bool) -> Int {
+        alongWidth ? batch * out.height * ((out.width + m - 1) / m) : batch * ((out.height + m - 1) / m) * out.width
+    }
+
+    /// Tiles transformed and multiplied at once.
+    package func chunk(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
+        max(1, min(tiles, (Winograd.chunkBudget - inChannels) / (alpha * (inChannels + outChannels))))
+    }
+
+    /// Floats of workspace for a chunk of `tiles` tiles.
+    package func scratch(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
+        alpha * tiles * (inChannels + outChannels) + inChannels
+    }
+
+    /// The whole convolution along one axis: `output` = conv(`input`) + bias, activated.
+    package func forward(
+        _ input: TensorView, _ output: TensorView, batch: Int, alongWidth: Bool,
+        kernel u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation,
+        padBefore: Int, workspace: UnsafeMutablePointer<Float>
+    ) {
+        let cin = input.shape.channels, cout = output.shape.channels
+        let total = tiles(output.shape, batch: batch, alongWidth: alongWidth)
+        let size = chunk(tiles: total, inChannels: cin, outChannels: cout)
+        let layout = Layout(input: input, output: output, alongWidth: alongWidth, m: m, padBefore: padBefore)
+        let alpha = alpha
+        bt.withUnsafeBufferPointer { bt in
+            at.withUnsafeBufferPointer { at in
+                let bt = bt.baseAddress!, at = at.baseAddress!
+                var start = 0
+                while start < total {
+                    let n = min(size, total - start)
+                    let v = workspace                     // [α][n][cin]
+                    let mm = workspace + alpha * n * cin  // [α][n][cout]
+                    let zeros = mm + alpha * n * cout
+                    zeros.update(repeating: 0, count: cin)
+                    let first = start
+                    Parallel.forEachChunk(n, minChunk: 8) { range in
+                        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: alpha) { d in
+                            for j in range {
+                                transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin,
+                                               zeros: zeros, bt: bt, d: d.baseAddress!)
+                            }
+                        }
+                    }
+                    Parallel.forEachThread(min(Parallel.threads, alpha)) { t, count in
+                        var xi = t
+                        while xi < alpha {
+                            BLAS.sgemm(m: n, n: cout, k: cin, a: v + xi * n * cin, lda: cin,
+                                       b: u + xi * cin * cout, ldb: cin, transposedB: true,
+                                       c: mm + xi * n * cout, ldc: cout)
+                            xi += count
+                        }
+                    }
+                    Parallel.forEachChunk(n, minChunk: 8) { range in
+                        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: alpha) { d in
+                            for j in range {
+                                transformOutput(layout, tile: first + j, from: mm + j * cout, stride: n * cout,
+                                                at: at, d: d.baseAddress!, bias: bias, activation: activation)
+                            }
+                        }
+                    }
+                    start += n
+                }
+            }
+        }
+    }
+
+    /// Where a tile's pixels are.
+    private struct Layout {
+        var input: TensorView
+        var output: TensorView
+        var alongWidth: Bool
+        var m: Int
+        var padBefore: Int
+
+        /// Image, row and column of a tile's first output pixel.
+        @inline(__always)
+        func origin(_ tile: Int) -> (image: Int, y: Int, x: Int) {
+            let h = output.shape.height, w = output.shape.width
+            if alongWidth {
+                let perRow = (w + m - 1) / m
+                let line = tile / perRow
+                return (line / h, line % h, (tile % perRow) * m)
+            }
+            let perImage = ((h + m - 1) / m) * w
+            let r = tile % perImage
+            return (tile / perImage, (r / w) * m, r % w)
+        }
+    }
+
+    private func transformInput(
+        _ layout: Layout, tile: Int, into dst: UnsafeMutablePointer<Float>, stride: Int,
+        zeros: UnsafePointer<Float>, bt: UnsafePointer<Float>, d: UnsafeMutablePointer<SIMD8<Float>>
+    ) {
+        let input = layout.input
+        let (b, oy, ox) = layout.origin(tile)
+        let cin = input.shape.channels
+        let length = layout.alongWidth ? input.shape.width : input.shape.height
+        let start = (layout.alongWidth ? ox : oy) - layout.padBefore
+        let step = layout.alongWidth ? input.pixelStride : input.shape.width * input.pixelStride
+        // Input pixels along the axis; zeros where the tile hangs over the edge.
+        let base = layout.alongWidth ? input.pixel(b, oy, 0) : input.pixel(b, 0, ox)
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: alpha) { pixels in
+            for j in 0..<alpha {
+                let p = start + j
+                pixels[j] = p >= 0 && p < length ? UnsafePointer(base + p * step) : zeros
+            }
+            var c = 0
+            while c < cin {
+                let lanes = min(8, cin - c)
+                for j in 0..<alpha { d[j] = Self.load(pixels[j] + c, lanes) }
+                for i in 0..<alpha {
+                    var acc = SIMD8<Float>()
+                    let row = bt + i * alpha
+                    for j in 0..<alpha where row[j] != 0 { acc += row[j] * d[j] }
+                    Self.store(acc, dst + i * stride + c, lanes)
+                }
+                c += lanes
+            }
+        }
+    }
+
+    private func transformOutput(
+        _ layout: Layout, tile: Int, from src: UnsafePointer<Float>, stride: Int, at: UnsafePointer<Float>,
+        d: UnsafeMutablePointer<SIMD8<Float>>, bias: UnsafePointer<Float>?, activation: Activation
+    ) {
+        let output = layout.output
+        let (b, oy, ox) = layout.origin(tile)
+        let cout = output.shape.channels
+        let step = layout.alongWidth ? output.pixelStride : output.shape.width * output.pixelStride
+        let valid = min(m, layout.alongWidth ? output.shape.width - ox : output.shape.height - oy)
+        let origin = output.pixel(b, oy, ox)
+        var o = 0
+        while o < cout {
+            let lanes = min(8, cout - o)
+            for xi in 0..<alpha { d[xi] = Self.load(src + xi * stride + o, lanes) }
+            for k in 0..<valid {
+                var acc = SIMD8<Float>()
+                let row = at + k * alpha
+                for xi in 0..<alpha where row[xi] != 0 { acc += row[xi] * d[xi] }
+                Self.store(acc, origin + k * step + o, lanes)
+            }
+            o += lanes
+        }
+        for k in 0..<valid {
+            activation.apply(rows: 0..<1, cols: cout, origin + k * step, ld: 0, bias: bias)
+        }
+    }
+
+    @inline(__always)
+    private static func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD8<Float> {
+        if lanes == 8 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        var v = SIMD8<Float>()
+        for i in 0..<lanes { v[i] = p[i] }
+        return v
+    }
+
+    @inline(__always)
+    private static func store(_ value: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
+        if lanes == 8 {
+            UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD8<Float>.self)
+            return
+        }
+        for i in 0..<lanes { p[i] = value[i] }
+    }
+}

@@ -83,7 +83,8 @@ struct Bench: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(String(format: "peak RSS %.0f MB", rss))
+            print(String(format: "peak RSS %.0f MB (activations and workspace for batch %d: %.0f MB)",
+                         rss, sizes.last!, Double(session.plannedFloats) * 4 / 1_048_576))
         }
     }
 }

@@ -96,6 +96,27 @@ final class InceptionV3Tests: XCTestCase {
         }
     }
 
+    func testABatchLargerThanAPlanRunsInSlicesWithTheSameOutputs() throws {
+        let model = try self.model
+        let largest = Session.largestPlannedBatch
+        defer { Session.largestPlannedBatch = largest }
+        Session.largestPlannedBatch = 2
+        // 5 images run as slices of 2, 2 and 1 + one zero-padded image.
+        let names = ["cat", "cat_720p", "grace_hopper", "hot_dog", "parrot"]
+        let inputs = try names.map { try reference($0, "input") }
+        let session = model.makeSession()
+        var sliced = [Float](repeating: .nan, count: 5 * model.outputCount)
+        let flat = inputs.flatMap { $0 }
+        flat.withUnsafeBufferPointer { i in
+            sliced.withUnsafeMutableBufferPointer { o in session.run(input: i.baseAddress!, batch: 5, output: o.baseAddress!) }
+        }
+        XCTAssertEqual(session.plannedFloats, model.makeSession().plannedFloats(forBatch: 2))
+        for (i, input) in inputs.enumerated() {
+            let single = run(model, inputs: [input]).outputs[0]
+            XCTAssertLessThan(maxAbsDiff(Array(sliced[(i * model.outputCount)..<((i + 1) * model.outputCount)]), single), 2e-5, names[i])
+        }
+    }
+
     func testLabelsFollowTheImageNetConvention() throws {
         let model = try self.model
         let labels = try Labels(contentsOf: SharedData.imageNetLabels, classes: model.outputCount)

@@ -10,19 +10,23 @@ import XCTest
 final class WinogradTests: XCTestCase {
     private var wasEnabled = false
     private var minimumTiles = 0
+    private var minimumTilesPerImage = 0
 
     override func setUp() {
         super.setUp()
         wasEnabled = Winograd.enabled
         minimumTiles = Winograd.minimumTiles
+        minimumTilesPerImage = Winograd.minimumTilesPerImage
         Winograd.enabled = true
         Winograd.minimumTiles = 1
+        Winograd.minimumTilesPerImage = 1
     }
 
     override func tearDown() {
         Parallel.threads = 1
         Winograd.enabled = wasEnabled
         Winograd.minimumTiles = minimumTiles
+        Winograd.minimumTilesPerImage = minimumTilesPerImage
         super.tearDown()
     }
 
@@ -36,7 +40,8 @@ final class WinogradTests: XCTestCase {
         let kernel = (0..<(kh * kw * cin * cout)).map { _ in g.float() * 0.3 }
         let bias = (0..<cout).map { _ in g.float() }
         let window = Window(kernelH: kh, kernelW: kw, strideH: 1, strideW: 1, padding: padding)
-        let conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
+        var conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
+        conv.prepare(input: Shape(height: height, width: width, channels: cin))
         let outShape = try conv.outputShape(for: [Shape(height: height, width: width, channels: cin)])
         if kh == 3 && kw == 3 {
             XCTAssertNotNil(conv.winograd)
@@ -154,20 +159,31 @@ final class WinogradTests: XCTestCase {
 
     func testSmallLayersKeepTheDirectPath() throws {
         Winograd.minimumTiles = 48
-        let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: .same)
-        let conv = Conv2D(window: window, inChannels: 16, outChannels: 16,
-                          weights: Array(repeating: 0.1, count: 9 * 256), bias: nil, activation: .linear)
-        // 8×8 at batch 1 is 4 tiles: too thin for 36 products.
-        XCTAssertFalse(conv.usesWinograd(Shape(height: 8, width: 8, channels: 16), batch: 1))
-        XCTAssertTrue(conv.usesWinograd(Shape(height: 35, width: 35, channels: 16), batch: 1))
+        Winograd.minimumTilesPerImage = 24
+        func conv(_ kh: Int, _ kw: Int, input: Int) -> Conv2D {
+            let window = Window(kernelH: kh, kernelW: kw, strideH: 1, strideW: 1, padding: .same)
+            var conv = Conv2D(window: window, inChannels: 16, outChannels: 16,
+                              weights: Array(repeating: 0.1, count: kh * kw * 256), bias: nil, activation: .linear)
+            conv.prepare(input: Shape(height: input, width: input, channels: 16))
+            return conv
+        }
+        // 8×8 is 4 tiles of 4×4 (16 of 1×4): too thin for the products, so no transformed kernel is kept.
+        XCTAssertNil(conv(3, 3, input: 8).winograd)
+        XCTAssertNil(conv(1, 3, input: 8).winograd1D)
+        XCTAssertFalse(conv(3, 3, input: 8).usesWinograd(Shape(height: 8, width: 8, channels: 16), batch: 16))
+        // 35×35 (81 tiles) and 17×17 along one axis (85 tiles) run Winograd from batch 1.
+        XCTAssertTrue(conv(3, 3, input: 35).usesWinograd(Shape(height: 35, width: 35, channels: 16), batch: 1))
+        XCTAssertTrue(conv(7, 1, input: 17).usesWinograd1D(Shape(height: 17, width: 17, channels: 16), batch: 1))
+        XCTAssertEqual(conv(1, 7, input: 17).winograd1D?.plan.alpha, 10, "F(4, 7)")
     }
 
     func testBatchNormFoldingRecomputesTheTransformedKernel() throws {
         let window = Window(kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padding: .same)
         var conv = Conv2D(window: window, inChannels: 8, outChannels: 8,
                           weights: Array(repeating: 1, count: 9 * 64), bias: nil, activation: .linear)
-        let before = conv.winograd
-        for i in conv.weights.indices { conv.weights[i] *= 2 }
+        conv.prepare(input: Shape(height: 16, width: 16, channels: 8))
+        let before = try XCTUnwrap(conv.winograd)
+        conv.weights = conv.weights.map { $0 * 2 }
         XCTAssertNotEqual(conv.winograd, before)
         XCTAssertEqual(conv.winograd, Winograd.transformKernel(conv.weights, inChannels: 8, outChannels: 8))
     }

@@ -74,7 +74,14 @@ package struct GraphBuilder {
         guard let outputIndex = builder.index[outputName] else {
             throw ModelError("output layer '\(outputName)' is not in the model")
         }
-        for i in builder.nodes.indices { builder.nodes[i].layer = builder.pending[i].layer }
+        for i in builder.nodes.indices {
+            var layer = builder.pending[i].layer
+            if var conv = layer as? Conv2D, let input = builder.nodes[i].inputs.first {
+                conv.prepare(input: builder.nodes[input].shape)
+                layer = conv
+            }
+            builder.nodes[i].layer = layer
+        }
         return try Graph(nodes: builder.nodes, output: outputIndex)
     }
 

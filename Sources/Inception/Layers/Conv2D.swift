@@ -12,7 +12,7 @@ package struct Conv2D: Layer {
         get { Self.transpose(kernel, rows: outChannels, columns: patch) }
         set {
             kernel = Self.transpose(newValue, rows: patch, columns: outChannels)
-            prepareWinograd(newValue)
+            if let input = preparedInput { prepare(input: input, weights: newValue) }
         }
     }
     /// The kernel as the products read it: [out][kh·kw·in] (Bᵀ), so that
@@ -22,6 +22,8 @@ package struct Conv2D: Layer {
     package private(set) var winograd: [Float]?
     /// One-axis Winograd and its transformed kernel [α][out][in], for stride-1 1×r and r×1 kernels.
     package private(set) var winograd1D: (plan: Winograd1D, kernel: [Float])?
+    /// The per-image input shape the Winograd kernels were prepared for.
+    private var preparedInput: Shape?
     package var bias: [Float]?
     package var activation: Activation
 
@@ -38,16 +40,30 @@ package struct Conv2D: Layer {
         kernel = Self.transpose(weights, rows: window.kernelH * window.kernelW * inChannels, columns: outChannels)
         self.bias = bias
         self.activation = activation
-        prepareWinograd(weights)
     }
 
-    /// Stride-1 3×3 convolutions with enough channels to pay for the transforms.
-    private mutating func prepareWinograd(_ weights: [Float]) {
-        guard inChannels >= 8, outChannels >= 8 else { return }
+    /// Makes the Winograd kernels this layer will use on images of shape
+    /// `input` (called once the graph is built, after BatchNorm folding):
+    /// for stride-1 3×3, 1×r and r×1 kernels with at least 8 channels each
+    /// way and at least `Winograd.minimumTilesPerImage` tiles per image.
+    /// Smaller maps (InceptionV3's 8×8 layers) keep im2col: their products
+    /// would be too thin and the transformed weights 2–4× larger.
+    package mutating func prepare(input: Shape) {
+        prepare(input: input, weights: weights)
+    }
+
+    private mutating func prepare(input: Shape, weights: [Float]) {
+        preparedInput = input
+        winograd = nil
+        winograd1D = nil
+        guard Winograd.enabled, inChannels >= 8, outChannels >= 8, let out = try? outputShape(for: [input]) else { return }
         if Winograd.applies(window) {
-            winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
+            let grid = Winograd.tiles(out)
+            if grid.rows * grid.columns >= Winograd.minimumTilesPerImage {
+                winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
+            }
         }
-        if let plan = Self.oneAxisPlan(window) {
+        if let plan = Self.oneAxisPlan(window), plan.tiles(out, batch: 1, alongWidth: window.kernelH == 1) >= Winograd.minimumTilesPerImage {
             winograd1D = (plan, plan.transformKernel(weights, inChannels: inChannels, outChannels: outChannels))
         }
     }

@@ -27,6 +27,9 @@ package enum Winograd {
     /// are too thin and their weights (4× the kernel's size) dominate.
     nonisolated(unsafe) package static var minimumTiles = 48
 
+    /// Fewest tiles per image for a layer to get Winograd kernels at all.
+    nonisolated(unsafe) package static var minimumTilesPerImage = 24
+
     /// Outputs per tile of the one-axis Winograd for kernels of 7 or more
     /// taps: F(4, 7) (points 0, ±1, ±2, ±½, ±3, ∞) cuts the products 2.8×;
     /// InceptionV3's outputs stay within 1.5e-5 of TensorFlow's probabilities.

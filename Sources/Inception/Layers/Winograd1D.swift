@@ -132,11 +132,8 @@ package struct Winograd1D: Sendable {
                     zeros.update(repeating: 0, count: cin)
                     let first = start
                     Parallel.forEachChunk(n, minChunk: 8) { range in
-                        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: alpha) { d in
-                            for j in range {
-                                transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin,
-                                               zeros: zeros, bt: bt, d: d.baseAddress!)
-                            }
+                        for j in range {
+                            transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin, zeros: zeros, bt: bt)
                         }
                     }
                     Parallel.forEachThread(min(Parallel.threads, alpha)) { t, count in
@@ -149,11 +146,9 @@ package struct Winograd1D: Sendable {
                         }
                     }
                     Parallel.forEachChunk(n, minChunk: 8) { range in
-                        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: alpha) { d in
-                            for j in range {
-                                transformOutput(layout, tile: first + j, from: mm + j * cout, stride: n * cout,
-                                                at: at, d: d.baseAddress!, bias: bias, activation: activation)
-                            }
+                        for j in range {
+                            transformOutput(layout, tile: first + j, from: mm + j * cout, stride: n * cout,
+                                            at: at, bias: bias, activation: activation)
                         }
                     }
                     start += n
@@ -187,7 +182,7 @@ package struct Winograd1D: Sendable {
 
     private func transformInput(
         _ layout: Layout, tile: Int, into dst: UnsafeMutablePointer<Float>, stride: Int,
-        zeros: UnsafePointer<Float>, bt: UnsafePointer<Float>, d: UnsafeMutablePointer<SIMD8<Float>>
+        zeros: UnsafePointer<Float>, bt: UnsafePointer<Float>
     ) {
         let input = layout.input
         let (b, oy, ox) = layout.origin(tile)
@@ -202,24 +197,33 @@ package struct Winograd1D: Sendable {
                 let p = start + j
                 pixels[j] = p >= 0 && p < length ? UnsafePointer(base + p * step) : zeros
             }
-            var c = 0
-            while c < cin {
-                let lanes = min(8, cin - c)
-                for j in 0..<alpha { d[j] = Self.load(pixels[j] + c, lanes) }
-                for i in 0..<alpha {
-                    var acc = SIMD8<Float>()
-                    let row = bt + i * alpha
-                    for j in 0..<alpha where row[j] != 0 { acc += row[j] * d[j] }
-                    Self.store(acc, dst + i * stride + c, lanes)
+            // V_i = Σ_j Bᵀ[i][j]·x_j over whole channel rows (loops the compiler vectorises).
+            for i in 0..<alpha {
+                let row = bt + i * alpha
+                let out = dst + i * stride
+                var first = true
+                for j in 0..<alpha where row[j] != 0 {
+                    Self.axpy(row[j], pixels[j], out, count: cin, accumulate: !first)
+                    first = false
                 }
-                c += lanes
+                if first { out.update(repeating: 0, count: cin) }
             }
+        }
+    }
+
+    /// y = a·x (or y += a·x) over `count` floats.
+    @inline(__always)
+    private static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool) {
+        if accumulate {
+            for k in 0..<count { y[k] += a * x[k] }
+        } else {
+            for k in 0..<count { y[k] = a * x[k] }
         }
     }
 
     private func transformOutput(
         _ layout: Layout, tile: Int, from src: UnsafePointer<Float>, stride: Int, at: UnsafePointer<Float>,
-        d: UnsafeMutablePointer<SIMD8<Float>>, bias: UnsafePointer<Float>?, activation: Activation
+        bias: UnsafePointer<Float>?, activation: Activation
     ) {
         let output = layout.output
         let (b, oy, ox) = layout.origin(tile)
@@ -227,37 +231,19 @@ package struct Winograd1D: Sendable {
         let step = layout.alongWidth ? output.pixelStride : output.shape.width * output.pixelStride
         let valid = min(m, layout.alongWidth ? output.shape.width - ox : output.shape.height - oy)
         let origin = output.pixel(b, oy, ox)
-        var o = 0
-        while o < cout {
-            let lanes = min(8, cout - o)
-            for xi in 0..<alpha { d[xi] = Self.load(src + xi * stride + o, lanes) }
-            for k in 0..<valid {
-                var acc = SIMD8<Float>()
-                let row = at + k * alpha
-                for xi in 0..<alpha where row[xi] != 0 { acc += row[xi] * d[xi] }
-                Self.store(acc, origin + k * step + o, lanes)
+        // Y_k = Σ_ξ Aᵀ[k][ξ]·M_ξ over whole channel rows.
+        for k in 0..<valid {
+            let row = at + k * alpha
+            let out = origin + k * step
+            var first = true
+            for xi in 0..<alpha where row[xi] != 0 {
+                Self.axpy(row[xi], src + xi * stride, out, count: cout, accumulate: !first)
+                first = false
             }
-            o += lanes
+            if first { out.update(repeating: 0, count: cout) }
         }
         for k in 0..<valid {
             activation.apply(rows: 0..<1, cols: cout, origin + k * step, ld: 0, bias: bias)
         }
-    }
-
-    @inline(__always)
-    private static func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD8<Float> {
-        if lanes == 8 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-        var v = SIMD8<Float>()
-        for i in 0..<lanes { v[i] = p[i] }
-        return v
-    }
-
-    @inline(__always)
-    private static func store(_ value: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
-        if lanes == 8 {
-            UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD8<Float>.self)
-            return
-        }
-        for i in 0..<lanes { p[i] = value[i] }
     }
 }

@@ -114,10 +114,10 @@ package enum Winograd {
             let first = start
             Parallel.forEachChunk(n, minChunk: 4) { range in
                 withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: positions) { pixels in
-                    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: positions) { t in
+                    withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: positions) { t in
                         for j in range {
                             transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin, zeros: zeros,
-                                           pixels: pixels, t8: t.baseAddress!)
+                                           pixels: pixels, t: t.baseAddress!)
                         }
                     }
                 }
@@ -160,7 +160,7 @@ package enum Winograd {
     /// `dst + ξ·stride`.
     private static func transformInput(
         _ layout: Layout, tile: Int, into dst: UnsafeMutablePointer<Float>, stride: Int, zeros: UnsafePointer<Float>,
-        pixels d: UnsafeMutableBufferPointer<UnsafePointer<Float>>, t8: UnsafeMutablePointer<SIMD8<Float>>
+        pixels d: UnsafeMutableBufferPointer<UnsafePointer<Float>>, t: UnsafeMutablePointer<SIMD4<Float>>
     ) {
         let input = layout.input
         let (b, oy, ox) = layout.origin(tile)
@@ -177,11 +177,12 @@ package enum Winograd {
             let cin = input.shape.channels
             do {
                 var c = 0
-                while c + 8 <= cin {
-                    inputTile(SIMD8<Float>.self, d, c, dst, stride, t8, lanes: 8)
-                    c += 8
+                // Four channels at a time: six SIMD4 values fit the SSE registers.
+                while c + 4 <= cin {
+                    inputTile(SIMD4<Float>.self, d, c, dst, stride, t, lanes: 4)
+                    c += 4
                 }
-                let t4 = UnsafeMutableRawPointer(t8).assumingMemoryBound(to: SIMD4<Float>.self)
+                let t4 = t
                 while c < cin {
                     let lanes = min(4, cin - c)
                     inputTile(SIMD4<Float>.self, d, c, dst, stride, t4, lanes: lanes)
@@ -236,14 +237,13 @@ package enum Winograd {
                             rowStride: output.shape.width * output.pixelStride,
                             rows: min(tileSize, output.shape.height - oy), columns: min(tileSize, output.shape.width - ox))
         let cout = output.shape.channels
-        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: tileSize * alpha) { scratch in
-            let t8 = scratch.baseAddress!
+        withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: tileSize * alpha) { scratch in
+            let t4 = scratch.baseAddress!
             var o = 0
-            while o + 8 <= cout {
-                outputTile(SIMD8<Float>.self, src, o, stride, target, t8, lanes: 8)
-                o += 8
+            while o + 4 <= cout {
+                outputTile(SIMD4<Float>.self, src, o, stride, target, t4, lanes: 4)
+                o += 4
             }
-            let t4 = UnsafeMutableRawPointer(t8).assumingMemoryBound(to: SIMD4<Float>.self)
             while o < cout {
                 let lanes = min(4, cout - o)
                 outputTile(SIMD4<Float>.self, src, o, stride, target, t4, lanes: lanes)

@@ -1,7 +1,8 @@
 import Dispatch
 
-/// Splits loops over the engine's own threads (Dispatch's worker threads, never
-/// Swift's cooperative pool).
+/// Splits loops over the engine's own threads (the `WorkerPool`'s, or
+/// Dispatch's worker threads when the pool is taken; never Swift's
+/// cooperative pool).
 package enum Parallel {
     /// Threads used by the engine's own loops (im2col, pooling, epilogues).
     nonisolated(unsafe) package static var threads = 1
@@ -17,6 +18,12 @@ package enum Parallel {
             return
         }
         let step = (count + parts - 1) / parts
+        let ran = WorkerPool.shared.run(parts: parts) { part in
+            let start = part * step
+            let end = min(count, start + step)
+            if start < end { body(start..<end) }
+        }
+        if ran { return }
         withoutActuallyEscaping(body) { body in
             let task = Task(body: body)
             DispatchQueue.concurrentPerform(iterations: parts) { part in
@@ -34,6 +41,7 @@ package enum Parallel {
             body(0, 1)
             return
         }
+        if WorkerPool.shared.run(parts: count, { body($0, count) }) { return }
         withoutActuallyEscaping(body) { body in
             let task = ThreadTask(body: body)
             DispatchQueue.concurrentPerform(iterations: count) { task.body($0, count) }

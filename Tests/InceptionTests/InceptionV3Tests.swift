@@ -117,6 +117,25 @@ final class InceptionV3Tests: XCTestCase {
         }
     }
 
+    func testGroupedPointwiseConvolutionsEqualSeparateOnes() throws {
+        let grouped = try self.model
+        // The 1×1 branch heads of each block share one product: three in mixed0–2,
+        // mixed4–7, mixed9 and mixed10, two in mixed8 (mixed3 has only one).
+        XCTAssertEqual(grouped.graph.groups.count, 10)
+        XCTAssertEqual(grouped.graph.groups.values.map(\.members.count).sorted(), [2] + Array(repeating: 3, count: 9))
+        Graph.groupsPointwise = false
+        defer { Graph.groupsPointwise = true }
+        let separate = try Model(contentsOf: SharedData.inceptionWeights)
+        XCTAssertTrue(separate.graph.groups.isEmpty)
+        let input = try reference("cat", "input")
+        let a = run(grouped, inputs: [input], capture: ["mixed2", "mixed7"])
+        let b = run(separate, inputs: [input], capture: ["mixed2", "mixed7"])
+        // Only the order of the sums differs.
+        XCTAssertLessThan(maxAbsDiff(a.outputs[0], b.outputs[0]), 2e-5)
+        XCTAssertLessThan(maxAbsDiff(try XCTUnwrap(a.layers["mixed2"]), try XCTUnwrap(b.layers["mixed2"])), 1e-4)
+        XCTAssertLessThan(maxAbsDiff(try XCTUnwrap(a.layers["mixed7"]), try XCTUnwrap(b.layers["mixed7"])), 1e-4)
+    }
+
     func testLabelsFollowTheImageNetConvention() throws {
         let model = try self.model
         let labels = try Labels(contentsOf: SharedData.imageNetLabels, classes: model.outputCount)

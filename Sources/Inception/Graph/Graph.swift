@@ -18,6 +18,13 @@ package struct Graph: Sendable {
     package private(set) var homes: [Home]
     /// For each node, the index of the last node that reads it.
     package let lastReader: [Int]
+    /// 1×1 convolutions of one input computed as one product, by their first member.
+    package private(set) var groups: [Int: PointwiseGroup] = [:]
+    /// For each grouped node, the member that computes the group.
+    package private(set) var leader: [Int: Int] = [:]
+
+    /// Whether graphs group 1×1 convolutions (read when a graph is built).
+    nonisolated(unsafe) package static var groupsPointwise = true
 
     package init(nodes: [Node], output: Int) throws {
         self.nodes = nodes
@@ -35,7 +42,29 @@ package struct Graph: Sendable {
         homes = Array(repeating: .own, count: nodes.count)
         placeConcatInputs(readers: readers)
         shareReshapes()
+        if Self.groupsPointwise { groupPointwise() }
     }
+
+    /// Finds 1×1 stride-1 convolutions that read the same node.
+    private mutating func groupPointwise() {
+        var byInput: [Int: [Int]] = [:]
+        for (i, node) in nodes.enumerated() {
+            guard node.inputs.count == 1, let conv = node.layer as? Conv2D, conv.isPointwise, i != output else { continue }
+            byInput[node.inputs[0], default: []].append(i)
+        }
+        for (_, members) in byInput where members.count > 1 {
+            let convolutions = members.map { nodes[$0].layer as! Conv2D }
+            groups[members[0]] = PointwiseGroup(members: members, convolutions: convolutions)
+            for (m, var conv) in zip(members, convolutions) {
+                leader[m] = members[0]
+                conv.releaseKernel()
+                nodes[m].layer = conv
+            }
+        }
+    }
+
+    /// The step at which node `i`'s output is written (its group's first member, if grouped).
+    package func writtenAt(_ i: Int) -> Int { leader[i] ?? i }
 
     /// The graph's input nodes (layers without inputs), in order.
     package var inputs: [Int] { nodes.indices.filter { nodes[$0].inputs.isEmpty } }

@@ -9,6 +9,8 @@ package final class Plan {
     package let views: [TensorView]
     /// Each node's input views, gathered once so running allocates nothing.
     package let inputViews: [[TensorView]]
+    /// Each pointwise group's member outputs, by leader.
+    package let groupOutputs: [Int: [TensorView]]
     /// Floats in the arena and the workspace.
     package let arenaSize: Int
     package let workspaceSize: Int
@@ -24,7 +26,8 @@ package final class Plan {
         var first = [Int: Int](), last = [Int: Int]()
         for i in nodes.indices {
             let root = graph.placement(of: i).root
-            first[root] = min(first[root] ?? i, i)
+            let written = graph.writtenAt(i)
+            first[root] = min(first[root] ?? written, written)
             last[root] = max(last[root] ?? i, graph.lastReader[i])
         }
         var offsets = [Int: Int]()
@@ -51,7 +54,10 @@ package final class Plan {
         let arenaSize = max(top, 16)
         let arena = UnsafeMutablePointer<Float>.allocate(capacity: arenaSize)
         arena.initialize(repeating: 0, count: arenaSize)
-        let workspaceSize = max(16, nodes.map { node in
+        let groupWorkspace = graph.groups.values.map { group in
+            group.workspaceSize(pixels: nodes[nodes[group.members[0]].inputs[0]].shape.pixels, batch: batch)
+        }.max() ?? 0
+        let workspaceSize = max(16, groupWorkspace, nodes.map { node in
             node.layer.workspaceSize(inputs: node.inputs.map { nodes[$0].shape }, batch: batch)
         }.max() ?? 0)
         workspace = .allocate(capacity: workspaceSize)
@@ -65,6 +71,7 @@ package final class Plan {
         }
         self.views = views
         inputViews = nodes.map { node in node.inputs.map { views[$0] } }
+        groupOutputs = graph.groups.mapValues { group in group.members.map { views[$0] } }
     }
 
     deinit {

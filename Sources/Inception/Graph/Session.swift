@@ -65,6 +65,11 @@ public final class Session {
         for (i, node) in graph.nodes.enumerated() where !node.inputs.isEmpty {
             if case .shared = graph.homes[i] {
                 // Same memory as its input: nothing to compute.
+            } else if let leader = graph.leader[i] {
+                // Computed with its group, by the group's first member.
+                if leader == i, let group = graph.groups[i], let outputs = plan.groupOutputs[i] {
+                    group.forward(plan.inputViews[i][0], outputs, batch: batch, workspace: plan.workspace)
+                }
             } else {
                 node.layer.forward(plan.inputViews[i], plan.views[i], batch: batch, workspace: plan.workspace)
             }

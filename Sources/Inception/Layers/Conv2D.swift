@@ -9,7 +9,10 @@ package struct Conv2D: Layer {
     /// [kh·kw·in][out], row-major: exactly Keras's kernel layout. Stored
     /// transposed (see `kernel`); setting it recomputes the stored forms.
     package var weights: [Float] {
-        get { Self.transpose(kernel, rows: outChannels, columns: patch) }
+        get {
+            precondition(!kernel.isEmpty, "this convolution's kernel was moved into a PointwiseGroup")
+            return Self.transpose(kernel, rows: outChannels, columns: patch)
+        }
         set {
             kernel = Self.transpose(newValue, rows: patch, columns: outChannels)
             if let input = preparedInput { prepare(input: input, weights: newValue) }
@@ -102,7 +105,14 @@ package struct Conv2D: Layer {
         return batch * grid.rows * grid.columns >= Winograd.minimumTiles
     }
 
-    private var isPointwise: Bool {
+    /// The kernel as stored: [out][in·kh·kw] (each output channel's weights contiguous).
+    package var transposedKernel: [Float] { kernel }
+
+    /// Drops the kernel once a `PointwiseGroup` holds a copy and computes
+    /// this layer; the layer keeps its shape, bias and activation.
+    package mutating func releaseKernel() { kernel = [] }
+
+    package var isPointwise: Bool {
         window.kernelH == 1 && window.kernelW == 1 && window.strideH == 1 && window.strideW == 1
     }
 

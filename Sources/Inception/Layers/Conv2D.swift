@@ -143,7 +143,8 @@ package struct Conv2D: Layer {
     private func split(rows: Int) -> Split {
         let threads = Parallel.threads
         let budgetRows = max(1, Self.workspaceBudget / patch)
-        if threads > 1, rows < 32 * threads, outChannels >= 16 * threads {
+        if threads > 1, outChannels >= 16 * threads, rows * patch <= Self.workspaceBudget,
+           Parallel.splitsColumns(rows: rows, inner: patch, columns: outChannels) {
             return Split(byRows: false, rowsPerBlock: rows, workspace: isPointwise ? 0 : rows * patch)
         }
         let perBlock = min(budgetRows / threads + 1, (rows + threads - 1) / threads)

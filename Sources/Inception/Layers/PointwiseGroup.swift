@@ -49,9 +49,7 @@ package struct PointwiseGroup: Sendable {
     package func forward(_ input: TensorView, _ outputs: [TensorView], batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let rows = batch * input.shape.pixels
         let threads = Parallel.threads
-        // Many rows: each thread takes a block of rows (packing the kernel
-        // once each); few rows: a block of columns (packing the small input once each).
-        let byRows = rows >= 64 * threads
+        let byRows = !Parallel.splitsColumns(rows: rows, inner: inChannels, columns: outChannels)
         kernel.withUnsafeBufferPointer { w in
             bias.withUnsafeBufferPointer { b in
                 let w = w.baseAddress!, b = b.baseAddress!

@@ -8,6 +8,16 @@ package enum Parallel {
     nonisolated(unsafe) package static var threads = 1
     // Written once at start-up by `Engine.configure`, before any inference.
 
+    /// Whether a product [rows × inner]·[inner × columns] shared among the
+    /// threads should give each thread a block of columns (every thread packs
+    /// the whole left matrix, the activations, already in cache) rather than
+    /// a block of rows (every thread packs the whole right matrix, the
+    /// weights, which come from memory and count double).
+    package static func splitsColumns(rows: Int, inner: Int, columns: Int) -> Bool {
+        let activations = rows * inner, weights = inner * columns
+        return threads * activations + 2 * weights < 2 * threads * weights + activations
+    }
+
     /// Runs `body(range)` over `0..<count` split into about `threads` chunks.
     /// Small loops run inline.
     @inline(__always)

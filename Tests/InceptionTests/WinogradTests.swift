@@ -43,7 +43,7 @@ final class WinogradTests: XCTestCase {
         var conv = Conv2D(window: window, inChannels: cin, outChannels: cout, weights: kernel, bias: bias, activation: activation)
         conv.prepare(input: Shape(height: height, width: width, channels: cin))
         let outShape = try conv.outputShape(for: [Shape(height: height, width: width, channels: cin)])
-        if kh == 3 && kw == 3 {
+        if kh == kw {
             XCTAssertNotNil(conv.winograd)
             XCTAssertTrue(conv.usesWinograd(outShape, batch: batch), "the Winograd path should be taken")
         } else {
@@ -89,6 +89,32 @@ final class WinogradTests: XCTestCase {
                 }
             }
         }
+    }
+
+    func testFiveByFiveKernelsMatchTheNaiveConvolution() throws {
+        // F(2×2, 5×5): odd sizes leave partial 2×2 tiles; valid padding shrinks the output by 4.
+        var seed: UInt64 = 300
+        for (h, w) in [(9, 7), (13, 12), (35, 35)] {
+            for padding in [Padding.same, .valid] {
+                for threads in [1, 2] {
+                    seed += 1
+                    try run(batch: 2, height: h, width: w, cin: 13, cout: 17, padding: padding, activation: .relu,
+                            threads: threads, seed: seed, kernelH: 5, kernelW: 5)
+                }
+            }
+        }
+        try run(batch: 1, height: 35, width: 35, cin: 48, cout: 64, padding: .same, activation: .relu6, threads: 2,
+                outputStride: 5, seed: 399, kernelH: 5, kernelW: 5)
+    }
+
+    func testKernelMatrixForThreeTapsIsLavins() {
+        let lavin: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                                 [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        let g = Winograd.kernelMatrix(r: 3)
+        for (row, want) in zip(g, lavin) {
+            for (x, y) in zip(row, want) { XCTAssertEqual(x, y, accuracy: 1e-15) }
+        }
+        XCTAssertEqual(Winograd.kernelMatrix(r: 5).count, 6)
     }
 
     func testOneAxisKernelsMatchTheNaiveConvolution() throws {

@@ -21,7 +21,7 @@ package struct Conv2D: Layer {
     /// The kernel as the products read it: [out][kh·kw·in] (Bᵀ), so that
     /// each output channel's weights are contiguous.
     private var kernel: [Float]
-    /// The Winograd-transformed kernel [36][out][in], for stride-1 3×3 kernels.
+    /// The Winograd-transformed kernel [36][out][in], for stride-1 3×3 and 5×5 kernels.
     package private(set) var winograd: [Float]?
     /// One-axis Winograd and its transformed kernel [α][out][in], for stride-1 1×r and r×1 kernels.
     package private(set) var winograd1D: (plan: Winograd1D, kernel: [Float])?
@@ -60,10 +60,10 @@ package struct Conv2D: Layer {
         winograd = nil
         winograd1D = nil
         guard Winograd.enabled, inChannels >= 8, outChannels >= 8, let out = try? outputShape(for: [input]) else { return }
-        if Winograd.applies(window) {
-            let grid = Winograd.tiles(out)
+        if let m = Winograd.outputTile(for: window) {
+            let grid = Winograd.tiles(out, tile: m)
             if grid.rows * grid.columns >= Winograd.minimumTilesPerImage {
-                winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels)
+                winograd = Winograd.transformKernel(weights, inChannels: inChannels, outChannels: outChannels, kernel: window.kernelH)
             }
         }
         if let plan = Self.oneAxisPlan(window), plan.tiles(out, batch: 1, alongWidth: window.kernelH == 1) >= Winograd.minimumTilesPerImage {
@@ -100,8 +100,8 @@ package struct Conv2D: Layer {
     /// Whether Winograd runs for this output shape and batch: enough tiles
     /// across the batch to keep its 36 products busy.
     package func usesWinograd(_ out: Shape, batch: Int) -> Bool {
-        guard winograd != nil, Winograd.enabled else { return false }
-        let grid = Winograd.tiles(out)
+        guard winograd != nil, Winograd.enabled, let m = Winograd.outputTile(for: window) else { return false }
+        let grid = Winograd.tiles(out, tile: m)
         return batch * grid.rows * grid.columns >= Winograd.minimumTiles
     }
 
@@ -154,8 +154,8 @@ package struct Conv2D: Layer {
 
     package func workspaceSize(inputs: [Shape], batch: Int) -> Int {
         guard let out = try? outputShape(for: inputs) else { return 0 }
-        if usesWinograd(out, batch: batch) {
-            let grid = Winograd.tiles(out)
+        if usesWinograd(out, batch: batch), let m = Winograd.outputTile(for: window) {
+            let grid = Winograd.tiles(out, tile: m)
             let chunk = Winograd.chunk(tiles: batch * grid.rows * grid.columns, inChannels: inChannels, outChannels: outChannels)
             return Winograd.scratch(tiles: chunk, inChannels: inChannels, outChannels: outChannels)
         }
@@ -174,7 +174,8 @@ package struct Conv2D: Layer {
             kernel.withUnsafeBufferPointer { u in
                 withBias { b in
                     Winograd.forward(input, output, batch: batch, kernel: u.baseAddress!, bias: b, activation: activation,
-                                     padTop: g.padTop, padLeft: g.padLeft, workspace: workspace)
+                                     padTop: g.padTop, padLeft: g.padLeft, tile: Winograd.outputTile(for: window) ?? 4,
+                                     workspace: workspace)
                 }
             }
             return

@@ -3,7 +3,8 @@ import Foundation
 /// Winograd F(4×4, 3×3) for stride-1 3×3 convolutions: each 4×4 block of
 /// output comes from a 6×6 block of input with 36 multiplications per channel
 /// pair instead of 144, as 36 matrix products (one per position ξ of the
-/// transformed 6×6 tile):
+/// transformed 6×6 tile); and F(2×2, 5×5) for stride-1 5×5 convolutions
+/// (36 instead of 100), which shares the 6×6 input transform:
 ///     M_ξ[tiles × out] = V_ξ[tiles × in] · U_ξ[in × out],
 /// where U = G·g·Gᵀ is the transformed kernel (made once, at load) and
 /// V = Bᵀ·d·B the transformed input tile; the output is Aᵀ·M·A (Lavin & Gray,
@@ -17,8 +18,8 @@ package enum Winograd {
     nonisolated(unsafe) package static var enabled: Bool = ProcessInfo.processInfo.environment["CONVEYOR_WINOGRAD"] != "0"
     // Set before inference starts (start-up or a test's setUp), read while running.
 
-    /// Output pixels per tile side, input pixels per tile side.
-    package static let tileSize = 4, alpha = 6
+    /// Input pixels per tile side.
+    package static let alpha = 6
     /// Transformed positions per tile.
     package static let positions = alpha * alpha
 
@@ -38,15 +39,24 @@ package enum Winograd {
     /// Largest chunk workspace, in floats (24 MiB).
     nonisolated(unsafe) package static var chunkBudget = 6 << 20
 
-    /// Whether a convolution can use it.
-    package static func applies(_ w: Window) -> Bool {
-        w.kernelH == 3 && w.kernelW == 3 && w.strideH == 1 && w.strideW == 1
+    /// Output pixels per tile side for a convolution that can use it: 4 for
+    /// stride-1 3×3, 2 for stride-1 5×5, else nil.
+    package static func outputTile(for w: Window) -> Int? {
+        guard w.strideH == 1, w.strideW == 1, w.kernelH == w.kernelW else { return nil }
+        switch w.kernelH {
+        case 3: return 4
+        case 5: return 2
+        default: return nil
+        }
     }
 
-    /// Tiles per image for an output shape.
+    /// Whether a convolution can use it.
+    package static func applies(_ w: Window) -> Bool { outputTile(for: w) != nil }
+
+    /// Tiles per image for an output shape and output tile size.
     @inline(__always)
-    package static func tiles(_ out: Shape) -> (rows: Int, columns: Int) {
-        ((out.height + tileSize - 1) / tileSize, (out.width + tileSize - 1) / tileSize)
+    package static func tiles(_ out: Shape, tile m: Int = 4) -> (rows: Int, columns: Int) {
+        ((out.height + m - 1) / m, (out.width + m - 1) / m)
     }
 
     /// Tiles transformed and multiplied at once.
@@ -60,28 +70,39 @@ package enum Winograd {
         positions * tiles * (inChannels + outChannels) + inChannels
     }
 
+    /// G (6×r): row j evaluates the kernel polynomial at point j (0, 1, −1,
+    /// 2, −2; the last row is the point at infinity), divided by the scale
+    /// [4, −6, −6, 24, 24, 1] that makes Bᵀ Lavin's integer matrix. For r = 3
+    /// this is Lavin's G.
+    package static func kernelMatrix(r: Int) -> [[Double]] {
+        let points: [Double] = [0, 1, -1, 2, -2], scale: [Double] = [4, -6, -6, 24, 24]
+        var g = (0..<5).map { j in (0..<r).map { k in pow(points[j], Double(k)) / scale[j] } }
+        g.append((0..<r).map { $0 == r - 1 ? 1 : 0 })
+        return g
+    }
+
     /// U = G·g·Gᵀ for every (in, out) pair: [36][out][in], from a Keras kernel
-    /// [3][3][in][out], computed in double precision.
-    package static func transformKernel(_ w: [Float], inChannels cin: Int, outChannels cout: Int) -> [Float] {
-        let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+    /// [r][r][in][out] (r = 3 or 5), computed in double precision.
+    package static func transformKernel(_ w: [Float], inChannels cin: Int, outChannels cout: Int, kernel r: Int = 3) -> [Float] {
+        let g = kernelMatrix(r: r)
         var u = [Float](repeating: 0, count: positions * cin * cout)
         u.withUnsafeMutableBufferPointer { u in
             w.withUnsafeBufferPointer { w in
-                var t = [Double](repeating: 0, count: alpha * 3)
+                var t = [Double](repeating: 0, count: alpha * r)
                 for c in 0..<cin {
                     for o in 0..<cout {
-                        // t = G·k (6×3), then U = t·Gᵀ (6×6)
+                        // t = G·k (6×r), then U = t·Gᵀ (6×6)
                         for i in 0..<alpha {
-                            for x in 0..<3 {
+                            for x in 0..<r {
                                 var s = 0.0
-                                for y in 0..<3 { s += g[i][y] * Double(w[((y * 3 + x) * cin + c) * cout + o]) }
-                                t[i * 3 + x] = s
+                                for y in 0..<r { s += g[i][y] * Double(w[((y * r + x) * cin + c) * cout + o]) }
+                                t[i * r + x] = s
                             }
                         }
                         for i in 0..<alpha {
                             for j in 0..<alpha {
-                                let s = g[j][0] * t[i * 3] + g[j][1] * t[i * 3 + 1] + g[j][2] * t[i * 3 + 2]
+                                var s = 0.0
+                                for x in 0..<r { s += g[j][x] * t[i * r + x] }
                                 u[((i * alpha + j) * cout + o) * cin + c] = Float(s)
                             }
                         }
@@ -96,14 +117,14 @@ package enum Winograd {
     package static func forward(
         _ input: TensorView, _ output: TensorView, batch: Int,
         kernel u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation,
-        padTop: Int, padLeft: Int, workspace: UnsafeMutablePointer<Float>
+        padTop: Int, padLeft: Int, tile m: Int = 4, workspace: UnsafeMutablePointer<Float>
     ) {
         let cin = input.shape.channels, cout = output.shape.channels
-        let grid = tiles(output.shape)
+        let grid = tiles(output.shape, tile: m)
         let total = batch * grid.rows * grid.columns
         let size = chunk(tiles: total, inChannels: cin, outChannels: cout)
         let layout = Layout(input: input, output: output, columns: grid.columns, perImage: grid.rows * grid.columns,
-                            padTop: padTop, padLeft: padLeft)
+                            padTop: padTop, padLeft: padLeft, tileSize: m)
         var start = 0
         while start < total {
             let n = min(size, total - start)
@@ -147,6 +168,7 @@ package enum Winograd {
         var perImage: Int
         var padTop: Int
         var padLeft: Int
+        var tileSize: Int
 
         /// Image, first output row and column of a tile.
         @inline(__always)
@@ -235,9 +257,10 @@ package enum Winograd {
         let (b, oy, ox) = layout.origin(tile)
         let target = Target(origin: output.pixel(b, oy, ox), pixelStride: output.pixelStride,
                             rowStride: output.shape.width * output.pixelStride,
-                            rows: min(tileSize, output.shape.height - oy), columns: min(tileSize, output.shape.width - ox))
+                            rows: min(layout.tileSize, output.shape.height - oy),
+                            columns: min(layout.tileSize, output.shape.width - ox), size: layout.tileSize)
         let cout = output.shape.channels
-        withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: tileSize * alpha) { scratch in
+        withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: 4 * alpha) { scratch in
             let t4 = scratch.baseAddress!
             var o = 0
             while o + 4 <= cout {
@@ -257,21 +280,25 @@ package enum Winograd {
         }
     }
 
-    /// Where a 4×4 output tile goes (fewer rows or columns at the edges).
+    /// Where an output tile goes (fewer rows or columns at the edges).
     private struct Target {
         var origin: UnsafeMutablePointer<Float>
         var pixelStride: Int
         var rowStride: Int
         var rows: Int
         var columns: Int
+        /// 4 (F(4×4, 3×3)) or 2 (F(2×2, 5×5)).
+        var size: Int
     }
 
-    /// Aᵀ·x for one column of six values.
+    /// Aᵀ·x for one column of six values: four outputs, or two (then the
+    /// last two are unused). Aᵀ for two outputs is [1 1 1 1 1 0; 0 1 −1 2 −2 1].
     @inline(__always)
-    private static func at<V: SIMD>(_ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V) -> (V, V, V, V)
+    private static func at<V: SIMD>(_ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V, size: Int) -> (V, V, V, V)
     where V.Scalar == Float {
         let a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4
         let two = V(repeating: 2), four = V(repeating: 4), eight = V(repeating: 8)
+        if size == 2 { return (m0 + a + c, b + two * d + m5, V(), V()) }
         return (m0 + a + c, b + two * d, a + four * c, b + eight * d + m5)
     }
 
@@ -283,12 +310,13 @@ package enum Winograd {
         @inline(__always) func m(_ xi: Int) -> V { load(V.self, src + xi * stride + o, lanes) }
         // Columns: t[i][k] = (Aᵀ·M)[i][k]
         for k in 0..<alpha {
-            let r = at(m(k), m(alpha + k), m(2 * alpha + k), m(3 * alpha + k), m(4 * alpha + k), m(5 * alpha + k))
+            let r = at(m(k), m(alpha + k), m(2 * alpha + k), m(3 * alpha + k), m(4 * alpha + k), m(5 * alpha + k),
+                       size: target.size)
             t[k] = r.0; t[alpha + k] = r.1; t[2 * alpha + k] = r.2; t[3 * alpha + k] = r.3
         }
         for i in 0..<target.rows {
             let row = t + i * alpha
-            let r = at(row[0], row[1], row[2], row[3], row[4], row[5])
+            let r = at(row[0], row[1], row[2], row[3], row[4], row[5], size: target.size)
             let out = target.origin + i * target.rowStride + o
             store(r.0, out, lanes)
             if target.columns > 1 { store(r.1, out + target.pixelStride, lanes) }

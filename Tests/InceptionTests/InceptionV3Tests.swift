@@ -119,10 +119,14 @@ final class InceptionV3Tests: XCTestCase {
 
     func testGroupedPointwiseConvolutionsEqualSeparateOnes() throws {
         let grouped = try self.model
-        // The 1×1 branch heads of each block share one product: three in mixed0–2,
-        // mixed4–7, mixed9 and mixed10, two in mixed8 (mixed3 has only one).
+        // The 1×1 branch heads of each block share one product: four in mixed0–2,
+        // mixed4–7, mixed9 and mixed10 (with the pool branch's, now before its
+        // pooling), two in mixed8 (mixed3 has only one).
         XCTAssertEqual(grouped.graph.groups.count, 10)
-        XCTAssertEqual(grouped.graph.groups.values.map(\.members.count).sorted(), [2] + Array(repeating: 3, count: 9))
+        XCTAssertEqual(grouped.graph.groups.values.map(\.members.count).sorted(), [2] + Array(repeating: 4, count: 9))
+        let pools = grouped.graph.nodes.compactMap { $0.layer as? Pool2D }.filter { $0.mode == .average }
+        XCTAssertEqual(pools.count, 9)
+        XCTAssertTrue(pools.allSatisfy { $0.activation == .relu && $0.bias != nil }, "each pool branch's bias and ReLU move to its pooling")
         Graph.groupsPointwise = false
         defer { Graph.groupsPointwise = true }
         let separate = try Model(contentsOf: SharedData.inceptionWeights)

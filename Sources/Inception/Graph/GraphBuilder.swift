@@ -74,8 +74,10 @@ package struct GraphBuilder {
         guard let outputIndex = builder.index[outputName] else {
             throw ModelError("output layer '\(outputName)' is not in the model")
         }
+        for i in builder.nodes.indices { builder.nodes[i].layer = builder.pending[i].layer }
+        builder.poolAfterPointwise()
         for i in builder.nodes.indices {
-            var layer = builder.pending[i].layer
+            var layer = builder.nodes[i].layer
             if var conv = layer as? Conv2D, let input = builder.nodes[i].inputs.first {
                 conv.prepare(input: builder.nodes[input].shape)
                 layer = conv
@@ -83,6 +85,33 @@ package struct GraphBuilder {
             builder.nodes[i].layer = layer
         }
         return try Graph(nodes: builder.nodes, output: outputIndex)
+    }
+
+    /// Average pooling followed by a 1×1 convolution (the pool branch of an
+    /// Inception block) becomes the convolution, without bias or activation,
+    /// followed by the pooling, which adds the bias and applies the
+    /// activation: both are linear and an average's weights sum to one, so
+    /// the result is the same, but the pooling runs on the (4–10× narrower)
+    /// output, and the convolution now reads the block's input and joins the
+    /// other 1×1 convolutions of that input in one product.
+    private mutating func poolAfterPointwise() {
+        var readers = [Int](repeating: 0, count: nodes.count)
+        for node in nodes { for input in node.inputs { readers[input] += 1 } }
+        for c in nodes.indices {
+            guard nodes[c].inputs.count == 1, var conv = nodes[c].layer as? Conv2D, conv.isPointwise else { continue }
+            let p = nodes[c].inputs[0]
+            guard var pool = nodes[p].layer as? Pool2D, pool.mode == .average, pool.bias == nil, pool.activation == .linear,
+                  readers[p] == 1, nodes[p].inputs.count == 1,
+                  conv.outChannels < conv.inChannels else { continue }
+            pool.bias = conv.bias
+            pool.activation = conv.activation
+            conv.bias = nil
+            conv.activation = .linear
+            let x = nodes[nodes[p].inputs[0]].shape
+            nodes[p].layer = conv
+            nodes[p].shape = Shape(height: x.height, width: x.width, channels: conv.outChannels)
+            nodes[c].layer = pool
+        }
     }
 
     private mutating func add(_ spec: LayerSpec, weights: [WeightArray]?) throws {

@@ -5,6 +5,11 @@ package struct Pool2D: Layer {
     package enum Mode: Sendable { case max, average }
     package let mode: Mode
     package let window: Window
+    /// Added to every output pixel after pooling, then the activation: set
+    /// when a following 1×1 convolution's bias and activation move here (see
+    /// `GraphBuilder.poolAfterPointwise`).
+    package var bias: [Float]?
+    package var activation: Activation = .linear
 
     package init(mode: Mode, window: Window) {
         self.mode = mode
@@ -25,6 +30,10 @@ package struct Pool2D: Layer {
         let c = out.channels
         let inH = input.shape.height, inW = input.shape.width
         let isMax = mode == .max
+        let activation = activation
+        let epilogue = activation != .linear || bias != nil
+        (bias ?? []).withUnsafeBufferPointer { biasBuffer in
+        let bias = bias == nil ? nil : biasBuffer.baseAddress
         Parallel.forEachChunk(batch * out.height, minChunk: 2) { rows in
             for row in rows {
                 let n = row / out.height, oy = row % out.height
@@ -49,8 +58,10 @@ package struct Pool2D: Layer {
                         let scale = 1 / Float((y1 - y0) * (x1 - x0))
                         for k in 0..<c { dst[k] *= scale }
                     }
+                    if epilogue { activation.apply(rows: 0..<1, cols: c, dst, ld: 0, bias: bias) }
                 }
             }
+        }
         }
     }
 }

@@ -257,10 +257,22 @@ package struct Conv2D: Layer {
 
     /// Writes one patch row (kh·kw·in floats, zeros where the window hangs
     /// over the edge) per output pixel in `rows` (numbered across the batch).
+    /// Copies floats: a plain loop for short runs (a library call costs more
+    /// than copying a 3-channel pixel), `memmove` for long ones.
+    @inline(__always)
+    private static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        if count < 32 {
+            for i in 0..<count { dst[i] = src[i] }
+        } else {
+            dst.update(from: src, count: count)
+        }
+    }
+
     private func im2col(_ input: TensorView, _ out: Shape, rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
         let g = window.geometry(input.shape)
         let inH = input.shape.height, inW = input.shape.width, cin = inChannels
         let kh = window.kernelH, kw = window.kernelW, sh = window.strideH, sw = window.strideW
+        let dense = input.pixelStride == cin
         var d = dst
         for r in rows {
             let n = r / out.pixels
@@ -273,12 +285,19 @@ package struct Conv2D: Layer {
                     d += kw * cin
                     continue
                 }
+                let ix0 = ox * sw - g.padLeft
+                if dense, ix0 >= 0, ix0 + kw <= inW {
+                    // The window's row is kw·cin consecutive floats.
+                    Self.copy(input.pixel(n, iy, ix0), to: d, count: kw * cin)
+                    d += kw * cin
+                    continue
+                }
                 for kx in 0..<kw {
-                    let ix = ox * sw + kx - g.padLeft
+                    let ix = ix0 + kx
                     if ix < 0 || ix >= inW {
                         d.update(repeating: 0, count: cin)
                     } else {
-                        d.update(from: input.pixel(n, iy, ix), count: cin)
+                        Self.copy(input.pixel(n, iy, ix), to: d, count: cin)
                     }
                     d += cin
                 }

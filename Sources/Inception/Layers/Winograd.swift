@@ -143,20 +143,31 @@ package enum Winograd {
                     }
                 }
             }
-            Parallel.forEachThread(min(Parallel.threads, positions)) { t, count in
-                var xi = t
-                while xi < positions {
-                    BLAS.sgemm(m: n, n: cout, k: cin, a: v + xi * n * cin, lda: cin,
-                               b: u + xi * cin * cout, ldb: cin, transposedB: true, c: m + xi * n * cout, ldc: cout)
-                    xi += count
-                }
-            }
+            multiply(positions: positions, tiles: n, inChannels: cin, outChannels: cout, v: v, u: u, into: m)
             Parallel.forEachChunk(n, minChunk: 4) { range in
                 for j in range {
                     transformOutput(layout, tile: first + j, from: m + j * cout, stride: n * cout, bias: bias, activation: activation)
                 }
             }
             start += n
+        }
+    }
+
+    /// The products of a chunk, shared among the threads:
+    /// M_ξ[tiles × out] = V_ξ[tiles × in] · U_ξ[in × out] for ξ in 0..<positions,
+    /// with V [positions][tiles][in], U [positions][out][in] and M [positions][tiles][out].
+    /// Also used by `Winograd1D`.
+    package static func multiply(
+        positions: Int, tiles n: Int, inChannels cin: Int, outChannels cout: Int,
+        v: UnsafePointer<Float>, u: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>
+    ) {
+        Parallel.forEachThread(min(Parallel.threads, positions)) { t, count in
+            var xi = t
+            while xi < positions {
+                BLAS.sgemm(m: n, n: cout, k: cin, a: v + xi * n * cin, lda: cin,
+                           b: u + xi * cin * cout, ldb: cin, transposedB: true, c: m + xi * n * cout, ldc: cout)
+                xi += count
+            }
         }
     }
 

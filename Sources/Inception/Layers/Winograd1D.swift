@@ -136,15 +136,7 @@ package struct Winograd1D: Sendable {
                             transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin, zeros: zeros, bt: bt)
                         }
                     }
-                    Parallel.forEachThread(min(Parallel.threads, alpha)) { t, count in
-                        var xi = t
-                        while xi < alpha {
-                            BLAS.sgemm(m: n, n: cout, k: cin, a: v + xi * n * cin, lda: cin,
-                                       b: u + xi * cin * cout, ldb: cin, transposedB: true,
-                                       c: mm + xi * n * cout, ldc: cout)
-                            xi += count
-                        }
-                    }
+                    Winograd.multiply(positions: alpha, tiles: n, inChannels: cin, outChannels: cout, v: v, u: u, into: mm)
                     Parallel.forEachChunk(n, minChunk: 8) { range in
                         for j in range {
                             transformOutput(layout, tile: first + j, from: mm + j * cout, stride: n * cout,

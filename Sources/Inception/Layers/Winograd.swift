@@ -59,14 +59,15 @@ package enum Winograd {
         ((out.height + m - 1) / m, (out.width + m - 1) / m)
     }
 
-    /// Tiles transformed and multiplied at once.
-    package static func chunk(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
+    /// Tiles transformed and multiplied at once, for tiles of `positions`
+    /// transformed values (36 here; α for `Winograd1D`).
+    package static func chunk(tiles: Int, inChannels: Int, outChannels: Int, positions: Int = positions) -> Int {
         max(1, min(tiles, (chunkBudget - inChannels) / (positions * (inChannels + outChannels))))
     }
 
-    /// Floats of workspace for a chunk of `tiles` tiles.
+    /// Floats of workspace for a chunk of `tiles` tiles: V, M and a zero pixel.
     @inline(__always)
-    package static func scratch(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
+    package static func scratch(tiles: Int, inChannels: Int, outChannels: Int, positions: Int = positions) -> Int {
         positions * tiles * (inChannels + outChannels) + inChannels
     }
 
@@ -122,32 +123,59 @@ package enum Winograd {
         let cin = input.shape.channels, cout = output.shape.channels
         let grid = tiles(output.shape, tile: m)
         let total = batch * grid.rows * grid.columns
-        let size = chunk(tiles: total, inChannels: cin, outChannels: cout)
         let layout = Layout(input: input, output: output, columns: grid.columns, perImage: grid.rows * grid.columns,
                             padTop: padTop, padLeft: padLeft, tileSize: m)
+        runInChunks(tiles: total, positions: positions, inChannels: cin, outChannels: cout, minChunk: 4,
+                    kernel: u, workspace: workspace,
+                    transformInput: { range, dst, stride, zeros in
+                        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: positions) { pixels in
+                            withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: positions) { t in
+                                for (j, tile) in range.enumerated() {
+                                    transformInput(layout, tile: tile, into: dst + j * cin, stride: stride, zeros: zeros,
+                                                   pixels: pixels, t: t.baseAddress!)
+                                }
+                            }
+                        }
+                    },
+                    transformOutput: { range, src, stride in
+                        for (j, tile) in range.enumerated() {
+                            transformOutput(layout, tile: tile, from: src + j * cout, stride: stride, bias: bias, activation: activation)
+                        }
+                    })
+    }
+
+    /// The three steps both Winograd forms run, chunk by chunk (at most
+    /// `chunk(…)` tiles, so the workspace stays bounded): transform the
+    /// chunk's input tiles into V [positions][n][in] (the threads share the
+    /// tiles), multiply (`multiply`), transform M [positions][n][out] back
+    /// into the output (the threads share the tiles again).
+    /// `transformInput(tiles, dst, stride, zeros)` writes tile `tiles.lowerBound + j`'s
+    /// values to `dst + j·in + ξ·stride`, reading `zeros` where a tile hangs over
+    /// the edge; `transformOutput(tiles, src, stride)` reads them back from
+    /// `src + j·out + ξ·stride`.
+    package static func runInChunks(
+        tiles total: Int, positions: Int, inChannels cin: Int, outChannels cout: Int, minChunk: Int,
+        kernel u: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>,
+        transformInput: (Range<Int>, UnsafeMutablePointer<Float>, Int, UnsafePointer<Float>) -> Void,
+        transformOutput: (Range<Int>, UnsafePointer<Float>, Int) -> Void
+    ) {
+        let size = chunk(tiles: total, inChannels: cin, outChannels: cout, positions: positions)
         var start = 0
         while start < total {
             let n = min(size, total - start)
-            let v = workspace                        // [36][n][cin]
-            let m = workspace + positions * n * cin  // [36][n][cout]
-            let zeros = m + positions * n * cout     // a zero pixel, read where a tile hangs over the edge
+            let v = workspace                        // [positions][n][cin]
+            let m = workspace + positions * n * cin  // [positions][n][cout]
+            let zeros = m + positions * n * cout     // a zero pixel
             zeros.update(repeating: 0, count: cin)
             let first = start
-            Parallel.forEachChunk(n, minChunk: 4) { range in
-                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: positions) { pixels in
-                    withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: positions) { t in
-                        for j in range {
-                            transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin, zeros: zeros,
-                                           pixels: pixels, t: t.baseAddress!)
-                        }
-                    }
-                }
+            Parallel.forEachChunk(n, minChunk: minChunk) { range in
+                transformInput((first + range.lowerBound)..<(first + range.upperBound), v + range.lowerBound * cin,
+                               n * cin, zeros)
             }
             multiply(positions: positions, tiles: n, inChannels: cin, outChannels: cout, v: v, u: u, into: m)
-            Parallel.forEachChunk(n, minChunk: 4) { range in
-                for j in range {
-                    transformOutput(layout, tile: first + j, from: m + j * cout, stride: n * cout, bias: bias, activation: activation)
-                }
+            Parallel.forEachChunk(n, minChunk: minChunk) { range in
+                transformOutput((first + range.lowerBound)..<(first + range.upperBound), m + range.lowerBound * cout,
+                                n * cout)
             }
             start += n
         }
@@ -156,8 +184,7 @@ package enum Winograd {
     /// The products of a chunk, shared among the threads:
     /// M_ξ[tiles × out] = V_ξ[tiles × in] · U_ξ[in × out] for ξ in 0..<positions,
     /// with V [positions][tiles][in], U [positions][out][in] and M [positions][tiles][out].
-    /// Also used by `Winograd1D`.
-    package static func multiply(
+    private static func multiply(
         positions: Int, tiles n: Int, inChannels cin: Int, outChannels cout: Int,
         v: UnsafePointer<Float>, u: UnsafePointer<Float>, into m: UnsafeMutablePointer<Float>
     ) {

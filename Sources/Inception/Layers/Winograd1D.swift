@@ -101,12 +101,12 @@ package struct Winograd1D: Sendable {
 
     /// Tiles transformed and multiplied at once.
     package func chunk(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
-        max(1, min(tiles, (Winograd.chunkBudget - inChannels) / (alpha * (inChannels + outChannels))))
+        Winograd.chunk(tiles: tiles, inChannels: inChannels, outChannels: outChannels, positions: alpha)
     }
 
     /// Floats of workspace for a chunk of `tiles` tiles.
     package func scratch(tiles: Int, inChannels: Int, outChannels: Int) -> Int {
-        alpha * tiles * (inChannels + outChannels) + inChannels
+        Winograd.scratch(tiles: tiles, inChannels: inChannels, outChannels: outChannels, positions: alpha)
     }
 
     /// The whole convolution along one axis: `output` = conv(`input`) + bias, activated.
@@ -117,34 +117,24 @@ package struct Winograd1D: Sendable {
     ) {
         let cin = input.shape.channels, cout = output.shape.channels
         let total = tiles(output.shape, batch: batch, alongWidth: alongWidth)
-        let size = chunk(tiles: total, inChannels: cin, outChannels: cout)
         let layout = Layout(input: input, output: output, alongWidth: alongWidth, m: m, padBefore: padBefore)
-        let alpha = alpha
         bt.withUnsafeBufferPointer { bt in
             at.withUnsafeBufferPointer { at in
                 let bt = bt.baseAddress!, at = at.baseAddress!
-                var start = 0
-                while start < total {
-                    let n = min(size, total - start)
-                    let v = workspace                     // [α][n][cin]
-                    let mm = workspace + alpha * n * cin  // [α][n][cout]
-                    let zeros = mm + alpha * n * cout
-                    zeros.update(repeating: 0, count: cin)
-                    let first = start
-                    Parallel.forEachChunk(n, minChunk: 8) { range in
-                        for j in range {
-                            transformInput(layout, tile: first + j, into: v + j * cin, stride: n * cin, zeros: zeros, bt: bt)
+                Winograd.runInChunks(
+                    tiles: total, positions: alpha, inChannels: cin, outChannels: cout, minChunk: 8,
+                    kernel: u, workspace: workspace,
+                    transformInput: { range, dst, stride, zeros in
+                        for (j, tile) in range.enumerated() {
+                            transformInput(layout, tile: tile, into: dst + j * cin, stride: stride, zeros: zeros, bt: bt)
                         }
-                    }
-                    Winograd.multiply(positions: alpha, tiles: n, inChannels: cin, outChannels: cout, v: v, u: u, into: mm)
-                    Parallel.forEachChunk(n, minChunk: 8) { range in
-                        for j in range {
-                            transformOutput(layout, tile: first + j, from: mm + j * cout, stride: n * cout,
+                    },
+                    transformOutput: { range, src, stride in
+                        for (j, tile) in range.enumerated() {
+                            transformOutput(layout, tile: tile, from: src + j * cout, stride: stride,
                                             at: at, bias: bias, activation: activation)
                         }
-                    }
-                    start += n
-                }
+                    })
             }
         }
     }

@@ -117,10 +117,11 @@ package struct Graph: Sendable {
         }
     }
 
-    /// Multiply-accumulates per image.
-    package var macs: Int {
-        nodes.reduce(0) { total, node in
-            total + node.layer.macs(inputs: node.inputs.map { nodes[$0].shape })
-        }
+    /// Multiply-accumulates per image of node `i`.
+    package func macs(of i: Int) -> Int {
+        nodes[i].layer.macs(inputs: nodes[i].inputs.map { nodes[$0].shape })
     }
+
+    /// Multiply-accumulates per image.
+    package var macs: Int { nodes.indices.reduce(0) { $0 + macs(of: $1) } }
 }

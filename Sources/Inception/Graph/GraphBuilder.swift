@@ -77,12 +77,9 @@ package struct GraphBuilder {
         for i in builder.nodes.indices { builder.nodes[i].layer = builder.pending[i].layer }
         builder.poolAfterPointwise()
         for i in builder.nodes.indices {
-            var layer = builder.nodes[i].layer
-            if var conv = layer as? Conv2D, let input = builder.nodes[i].inputs.first {
-                conv.prepare(input: builder.nodes[input].shape)
-                layer = conv
-            }
-            builder.nodes[i].layer = layer
+            guard var conv = builder.nodes[i].layer as? Conv2D, let input = builder.nodes[i].inputs.first else { continue }
+            conv.prepare(input: builder.nodes[input].shape)
+            builder.nodes[i].layer = conv
         }
         return try Graph(nodes: builder.nodes, output: outputIndex)
     }

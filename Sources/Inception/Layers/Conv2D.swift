@@ -172,7 +172,7 @@ package struct Conv2D: Layer {
         if usesWinograd(output.shape, batch: batch), let kernel = winograd {
             let g = window.geometry(input.shape)
             kernel.withUnsafeBufferPointer { u in
-                withBias { b in
+                bias.withBaseAddress { b in
                     Winograd.forward(input, output, batch: batch, kernel: u.baseAddress!, bias: b, activation: activation,
                                      padTop: g.padTop, padLeft: g.padLeft, tile: Winograd.outputTile(for: window) ?? 4,
                                      workspace: workspace)
@@ -184,7 +184,7 @@ package struct Conv2D: Layer {
             let g = window.geometry(input.shape)
             let alongWidth = window.kernelH == 1
             w.kernel.withUnsafeBufferPointer { u in
-                withBias { b in
+                bias.withBaseAddress { b in
                     w.plan.forward(input, output, batch: batch, alongWidth: alongWidth, kernel: u.baseAddress!, bias: b,
                                    activation: activation, padBefore: alongWidth ? g.padLeft : g.padTop, workspace: workspace)
                 }
@@ -195,7 +195,7 @@ package struct Conv2D: Layer {
         let plan = split(rows: rows)
         let threads = Parallel.threads
         kernel.withUnsafeBufferPointer { w in
-            withBias { b in
+            bias.withBaseAddress { b in
                 let weights = w.baseAddress!
                 if plan.byRows {
                     let blocks = (rows + plan.rowsPerBlock - 1) / plan.rowsPerBlock
@@ -248,11 +248,6 @@ package struct Conv2D: Layer {
                    c: c, ldc: output.pixelStride)
         activation.apply(rows: 0..<rows.count, cols: columns.count, c, ld: output.pixelStride,
                          bias: bias.map { $0 + columns.lowerBound })
-    }
-
-    private func withBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
-        guard let bias else { return body(nil) }
-        return bias.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     /// Writes one patch row (kh·kw·in floats, zeros where the window hangs

@@ -41,9 +41,8 @@ package struct Dense: Layer {
                            c: output.base + columns.lowerBound, ldc: output.batchStride)
             }
         }
-        let apply = { (b: UnsafePointer<Float>?) in
+        bias.withBaseAddress { b in
             activation.apply(rows: 0..<batch, cols: units, output.base, ld: output.batchStride, bias: b)
         }
-        if let bias { bias.withUnsafeBufferPointer { apply($0.baseAddress) } } else { apply(nil) }
     }
 }

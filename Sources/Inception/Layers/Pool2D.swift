@@ -32,36 +32,35 @@ package struct Pool2D: Layer {
         let isMax = mode == .max
         let activation = activation
         let epilogue = activation != .linear || bias != nil
-        (bias ?? []).withUnsafeBufferPointer { biasBuffer in
-        let bias = bias == nil ? nil : biasBuffer.baseAddress
-        Parallel.forEachChunk(batch * out.height, minChunk: 2) { rows in
-            for row in rows {
-                let n = row / out.height, oy = row % out.height
-                let y0 = max(0, oy * window.strideH - g.padTop)
-                let y1 = min(inH, oy * window.strideH - g.padTop + window.kernelH)
-                for ox in 0..<out.width {
-                    let x0 = max(0, ox * window.strideW - g.padLeft)
-                    let x1 = min(inW, ox * window.strideW - g.padLeft + window.kernelW)
-                    let dst = output.pixel(n, oy, ox)
-                    dst.update(from: input.pixel(n, y0, x0), count: c)
-                    for y in y0..<y1 {
-                        for x in x0..<x1 where y != y0 || x != x0 {
-                            let src = input.pixel(n, y, x)
-                            if isMax {
-                                for k in 0..<c { dst[k] = max(dst[k], src[k]) }
-                            } else {
-                                for k in 0..<c { dst[k] += src[k] }
+        bias.withBaseAddress { bias in
+            Parallel.forEachChunk(batch * out.height, minChunk: 2) { rows in
+                for row in rows {
+                    let n = row / out.height, oy = row % out.height
+                    let y0 = max(0, oy * window.strideH - g.padTop)
+                    let y1 = min(inH, oy * window.strideH - g.padTop + window.kernelH)
+                    for ox in 0..<out.width {
+                        let x0 = max(0, ox * window.strideW - g.padLeft)
+                        let x1 = min(inW, ox * window.strideW - g.padLeft + window.kernelW)
+                        let dst = output.pixel(n, oy, ox)
+                        dst.update(from: input.pixel(n, y0, x0), count: c)
+                        for y in y0..<y1 {
+                            for x in x0..<x1 where y != y0 || x != x0 {
+                                let src = input.pixel(n, y, x)
+                                if isMax {
+                                    for k in 0..<c { dst[k] = max(dst[k], src[k]) }
+                                } else {
+                                    for k in 0..<c { dst[k] += src[k] }
+                                }
                             }
                         }
+                        if !isMax {
+                            let scale = 1 / Float((y1 - y0) * (x1 - x0))
+                            for k in 0..<c { dst[k] *= scale }
+                        }
+                        if epilogue { activation.apply(rows: 0..<1, cols: c, dst, ld: 0, bias: bias) }
                     }
-                    if !isMax {
-                        let scale = 1 / Float((y1 - y0) * (x1 - x0))
-                        for k in 0..<c { dst[k] *= scale }
-                    }
-                    if epilogue { activation.apply(rows: 0..<1, cols: c, dst, ld: 0, bias: bias) }
                 }
             }
-        }
         }
     }
 }

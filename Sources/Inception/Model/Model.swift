@@ -60,9 +60,7 @@ public final class Model: Sendable {
     }
 
     /// Multiply-accumulates per image of each node, parallel to `layerNames`.
-    public var layerMACs: [Int] {
-        graph.nodes.map { node in node.layer.macs(inputs: node.inputs.map { graph.nodes[$0].shape }) }
-    }
+    public var layerMACs: [Int] { graph.nodes.indices.map(graph.macs(of:)) }
 
     /// A new session (its own activation memory) for running this model.
     public func makeSession() -> Session { Session(graph: graph) }

@@ -31,6 +31,19 @@ public enum Activation: String, Sendable {
         }
     }
 
+    /// The activation of four values (bias already added). Written with masks:
+    /// the standard library's `pointwiseMax` is a lane-by-lane loop.
+    @inline(__always)
+    package func apply(_ x: SIMD4<Float>) -> SIMD4<Float> {
+        switch self {
+        case .linear: return x
+        case .relu: return x.replacing(with: 0, where: x .< 0)
+        case .relu6:
+            let y = x.replacing(with: 0, where: x .< 0)
+            return y.replacing(with: 6, where: y .> 6)
+        }
+    }
+
     /// Applies the activation to a whole view (with bias per channel), in parallel.
     package func apply(to view: TensorView, batch: Int, bias: UnsafePointer<Float>?) {
         guard self != .linear || bias != nil else { return }

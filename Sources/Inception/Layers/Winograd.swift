@@ -152,12 +152,12 @@ package enum Winograd {
     /// `transformInput(tiles, dst, stride, zeros)` writes tile `tiles.lowerBound + j`'s
     /// values to `dst + j·in + ξ·stride`, reading `zeros` where a tile hangs over
     /// the edge; `transformOutput(tiles, src, stride)` reads them back from
-    /// `src + j·out + ξ·stride`.
+    /// `src + j·out + ξ·stride` (and may overwrite them: each tile's rows are its own).
     package static func runInChunks(
         tiles total: Int, positions: Int, inChannels cin: Int, outChannels cout: Int, minChunk: Int,
         kernel u: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>,
         transformInput: (Range<Int>, UnsafeMutablePointer<Float>, Int, UnsafePointer<Float>) -> Void,
-        transformOutput: (Range<Int>, UnsafePointer<Float>, Int) -> Void
+        transformOutput: (Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void
     ) {
         let size = chunk(tiles: total, inChannels: cin, outChannels: cout, positions: positions)
         var start = 0
@@ -302,19 +302,14 @@ package enum Winograd {
             let t4 = scratch.baseAddress!
             var o = 0
             while o + 4 <= cout {
-                outputTile(SIMD4<Float>.self, src, o, stride, target, t4, lanes: 4)
+                outputTile(src, o, stride, target, t4, bias: bias, activation: activation, lanes: 4)
                 o += 4
             }
             while o < cout {
                 let lanes = min(4, cout - o)
-                outputTile(SIMD4<Float>.self, src, o, stride, target, t4, lanes: lanes)
+                outputTile(src, o, stride, target, t4, bias: bias, activation: activation, lanes: lanes)
                 o += lanes
             }
-        }
-        // Bias and activation, a pixel's channels at a time (vectorised by the compiler).
-        for i in 0..<target.rows {
-            activation.apply(rows: 0..<target.columns, cols: cout, target.origin + i * target.rowStride,
-                             ld: target.pixelStride, bias: bias)
         }
     }
 
@@ -341,11 +336,17 @@ package enum Winograd {
     }
 
     @inline(__always)
-    private static func outputTile<V: SIMD>(
-        _: V.Type, _ src: UnsafePointer<Float>, _ o: Int, _ stride: Int, _ target: Target,
-        _ t: UnsafeMutablePointer<V>, lanes: Int
-    ) where V.Scalar == Float {
+    private static func outputTile(
+        _ src: UnsafePointer<Float>, _ o: Int, _ stride: Int, _ target: Target,
+        _ t: UnsafeMutablePointer<SIMD4<Float>>, bias: UnsafePointer<Float>?, activation: Activation, lanes: Int
+    ) {
+        typealias V = SIMD4<Float>
         @inline(__always) func m(_ xi: Int) -> V { load(V.self, src + xi * stride + o, lanes) }
+        // Bias and activation as the values are stored (no second pass over the tile).
+        let b = bias.map { load(V.self, $0 + o, lanes) } ?? V()
+        @inline(__always) func store(_ value: V, _ p: UnsafeMutablePointer<Float>) {
+            Winograd.store(activation.apply(value + b), p, lanes)
+        }
         // Columns: t[i][k] = (Aᵀ·M)[i][k]
         for k in 0..<alpha {
             let r = at(m(k), m(alpha + k), m(2 * alpha + k), m(3 * alpha + k), m(4 * alpha + k), m(5 * alpha + k),
@@ -356,10 +357,10 @@ package enum Winograd {
             let row = t + i * alpha
             let r = at(row[0], row[1], row[2], row[3], row[4], row[5], size: target.size)
             let out = target.origin + i * target.rowStride + o
-            store(r.0, out, lanes)
-            if target.columns > 1 { store(r.1, out + target.pixelStride, lanes) }
-            if target.columns > 2 { store(r.2, out + 2 * target.pixelStride, lanes) }
-            if target.columns > 3 { store(r.3, out + 3 * target.pixelStride, lanes) }
+            store(r.0, out)
+            if target.columns > 1 { store(r.1, out + target.pixelStride) }
+            if target.columns > 2 { store(r.2, out + 2 * target.pixelStride) }
+            if target.columns > 3 { store(r.3, out + 3 * target.pixelStride) }
         }
     }
 

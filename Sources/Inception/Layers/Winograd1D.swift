@@ -16,6 +16,13 @@ package struct Winograd1D: Sendable {
     private let bt: [Float], at: [Float]
     /// G [α][r], applied to the kernel at load time.
     private let g: [Double]
+    /// Points ±p in pairs (ξ, ξ′): when the finite points are symmetric
+    /// (even α), Bᵀ's row ξ′ is row ξ with the odd columns negated, and Aᵀ's
+    /// column ξ′ is column ξ with the odd rows negated (x ↦ −x), so each pair's
+    /// transforms share their work (even and odd parts).
+    private let pairs: [(Int, Int)]
+    /// Positions that are not in a pair (0 and ∞).
+    private let singles: [Int]
 
     /// The finite interpolation points, in the order they are taken.
     private static let points: [Double] = [0, 1, -1, 2, -2, 0.5, -0.5, 3, -3, 1.0 / 3, -1.0 / 3]
@@ -57,7 +64,31 @@ package struct Winograd1D: Sendable {
         self.bt = bt.flatMap { $0.map(Float.init) }
         self.at = (0..<m).flatMap { i in (0..<alpha).map { j in Float(eh[j][i]) } }
         self.g = gm.flatMap { $0 }
+        // Pair the points p and −p (found in the matrices, so any point order works; the
+        // tolerance covers the inverse's rounding for large α, far below Float's precision).
+        var pairs: [(Int, Int)] = [], paired = Set<Int>()
+        for i in 0..<alpha where !paired.contains(i) {
+            let mirror = (i + 1..<alpha).first { i2 in
+                !paired.contains(i2) && bt[i].indices.allSatisfy { j in
+                    let flipped = j % 2 == 0 ? bt[i][j] : -bt[i][j]
+                    return abs(bt[i2][j] - flipped) <= 1e-7 * max(1, abs(flipped))
+                } && (0..<m).allSatisfy { k in
+                    let flipped = k % 2 == 0 ? eh[i][k] : -eh[i][k]
+                    return abs(eh[i2][k] - flipped) <= 1e-7 * max(1, abs(flipped))
+                } && bt[i].enumerated().contains { $0.offset % 2 == 1 && $0.element != 0 }
+            }
+            if let i2 = mirror {
+                pairs.append((i, i2))
+                paired.formUnion([i, i2])
+            }
+        }
+        self.pairs = pairs
+        self.singles = (0..<alpha).filter { !paired.contains($0) }
     }
+
+    /// Positions whose transforms share work with their mirror point (tests
+    /// check that with an even α every point but 0 and ∞ is paired).
+    package var pairedPositions: Int { 2 * pairs.count }
 
     /// Gauss–Jordan inverse with partial pivoting (α ≤ 12).
     private static func inverse(_ a: [[Double]]) -> [[Double]] {
@@ -180,16 +211,33 @@ package struct Winograd1D: Sendable {
                 pixels[j] = p >= 0 && p < length ? UnsafePointer(base + p * step) : zeros
             }
             // V_i = Σ_j Bᵀ[i][j]·x_j over whole channel rows (loops the compiler vectorises).
-            for i in 0..<alpha {
+            @inline(__always) func sum(row i: Int, columns: StrideTo<Int>, into out: UnsafeMutablePointer<Float>) {
                 let row = bt + i * alpha
-                let out = dst + i * stride
                 var first = true
-                for j in 0..<alpha where row[j] != 0 {
+                for j in columns where row[j] != 0 {
                     Self.axpy(row[j], pixels[j], out, count: cin, accumulate: !first)
                     first = false
                 }
                 if first { out.update(repeating: 0, count: cin) }
             }
+            for i in singles { sum(row: i, columns: Swift.stride(from: 0, to: alpha, by: 1), into: dst + i * stride) }
+            // A pair: the even part E into V_p, the odd part O into V_−p, then V_p = E + O, V_−p = E − O.
+            for (i, i2) in pairs {
+                let even = dst + i * stride, odd = dst + i2 * stride
+                sum(row: i, columns: Swift.stride(from: 0, to: alpha, by: 2), into: even)
+                sum(row: i, columns: Swift.stride(from: 1, to: alpha, by: 2), into: odd)
+                Self.sumAndDifference(even, odd, count: cin)
+            }
+        }
+    }
+
+    /// (a, b) ← (a + b, a − b) over `count` floats.
+    @inline(__always)
+    private static func sumAndDifference(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, count: Int) {
+        for k in 0..<count {
+            let x = a[k], y = b[k]
+            a[k] = x + y
+            b[k] = x - y
         }
     }
 
@@ -204,7 +252,7 @@ package struct Winograd1D: Sendable {
     }
 
     private func transformOutput(
-        _ layout: Layout, tile: Int, from src: UnsafePointer<Float>, stride: Int, at: UnsafePointer<Float>,
+        _ layout: Layout, tile: Int, from src: UnsafeMutablePointer<Float>, stride: Int, at: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, activation: Activation
     ) {
         let output = layout.output
@@ -213,15 +261,21 @@ package struct Winograd1D: Sendable {
         let step = layout.alongWidth ? output.pixelStride : output.shape.width * output.pixelStride
         let valid = min(m, layout.alongWidth ? output.shape.width - ox : output.shape.height - oy)
         let origin = output.pixel(b, oy, ox)
+        // A pair's products become M_p + M_−p and M_p − M_−p (this tile's rows of M are its own):
+        // Aᵀ[k][−p] = (−1)^k·Aᵀ[k][p], so even outputs take the sum and odd outputs the difference.
+        for (xi, xi2) in pairs { Self.sumAndDifference(src + xi * stride, src + xi2 * stride, count: cout) }
         // Y_k = Σ_ξ Aᵀ[k][ξ]·M_ξ over whole channel rows.
         for k in 0..<valid {
             let row = at + k * alpha
             let out = origin + k * step
             var first = true
-            for xi in 0..<alpha where row[xi] != 0 {
-                Self.axpy(row[xi], src + xi * stride, out, count: cout, accumulate: !first)
+            @inline(__always) func add(_ a: Float, _ x: UnsafePointer<Float>) {
+                guard a != 0 else { return }
+                Self.axpy(a, x, out, count: cout, accumulate: !first)
                 first = false
             }
+            for xi in singles { add(row[xi], src + xi * stride) }
+            for (xi, xi2) in pairs { add(row[xi], src + (k % 2 == 0 ? xi : xi2) * stride) }
             if first { out.update(repeating: 0, count: cout) }
         }
         for k in 0..<valid {

@@ -6,13 +6,21 @@ Run it with the benchmark venv's Python (benchmarks/.venv/bin/python). Subcomman
   convert  tf_keras JSON config + legacy Keras 2 weights file -> ONNX (skipped if the file exists)
   verify   run the ONNX model on ref/cat.input.f32 and compare with ref/cat.probs.f32
   time     time ONNX Runtime (CPU EP) at several batch sizes, write a JSON result
-  report   Markdown table from the ORT JSON and the `conveyor bench --json` outputs
+  report   Markdown tables from the ORT JSONs and `conveyor bench --json` outputs of all rounds
   run      run one command (conveyor bench), measuring the CPU load of other processes meanwhile
 
 The ORT JSON has the shape of `conveyor bench --json`, with extra keys:
   {"engine": "onnxruntime", "threads": 2, "model": "...", "results": [
      {"batch": 1, "runs": 120, "ms_per_batch": {"min":..,"median":..,"max":..},
       "ms_per_image":.., "images_per_second":.., "gflops":.., "max_abs_diff_vs_ref":..}, ...]}
+
+report takes the runs of every round (R = round number, 1..N; the driver interleaves ORT and conveyor):
+  --ort R=PATH                   ORT JSON of round R (one per round)
+  --conveyor R:KERNEL=PATH       stdout of `conveyor bench --json` with KERNEL in round R
+  --conveyor R:KERNEL=!MESSAGE   or why that run has no figures
+  --load R:KERNEL=FRACTION       other processes' CPU share during that conveyor run (from `run`)
+Per batch size and kernel, the summary ratio is the median over the rounds of the per-round ratio
+conveyor ms/image / ORT ms/image. It exits 3 when any conveyor run has no figures.
 """
 
 import argparse
@@ -367,44 +375,214 @@ def load_json_output(path):
     raise ValueError("no JSON object in the output" if text.strip() else "empty output")
 
 
+def round_spec(text):
+    """--ort R=PATH -> (R, PATH)."""
+    rnd, sep, value = text.partition("=")
+    if not sep or not rnd.isdigit() or int(rnd) < 1 or not value:
+        raise argparse.ArgumentTypeError(f"bad {text!r}; expected R=PATH with a round number R >= 1")
+    return int(rnd), value
+
+
+def round_kernel_spec(text):
+    """--conveyor / --load R:KERNEL=VALUE -> (R, KERNEL, VALUE)."""
+    head, sep, value = text.partition("=")
+    rnd, colon, kernel = head.partition(":")
+    if not sep or not colon or not kernel or not rnd.isdigit() or int(rnd) < 1:
+        raise argparse.ArgumentTypeError(f"bad {text!r}; expected R:KERNEL=VALUE with a round number R >= 1")
+    return int(rnd), kernel, value
+
+
+class Run:
+    """One timed run: ORT, or conveyor with one kernel, in one round. data is None when it failed."""
+
+    def __init__(self, engine, rnd, data=None, error=None):
+        self.engine = engine  # "ORT" or the kernel asked for
+        self.round = rnd
+        self.data = data
+        self.error = error
+        self.load = None  # other processes' CPU share over the whole run (conveyor)
+
+    @property
+    def is_ort(self):
+        return self.engine == "ORT"
+
+    def results(self):
+        return (self.data or {}).get("results") or []
+
+    def result(self, batch):
+        return next((r for r in self.results() if r.get("batch") == batch), None)
+
+    def ms_per_image(self, batch):
+        """Median ms per batch / batch size."""
+        r = self.result(batch)
+        return r.get("ms_per_image") if r else None
+
+    def fastest_ms_per_image(self, batch):
+        """Fastest single timed batch / batch size."""
+        best = ((self.result(batch) or {}).get("ms_per_batch") or {}).get("min")
+        return None if best is None else best / batch
+
+    def other_load(self, result):
+        """Other processes' CPU share: conveyor's whole run, or ORT's per batch size."""
+        return self.load if self.load is not None else result.get("other_cpu_fraction")
+
+
+def load_conveyor_run(rnd, kernel, value):
+    """value: the path of conveyor bench's stdout, or !message for a run that failed."""
+    if value.startswith("!"):
+        return Run(kernel, rnd, error=value[1:])
+    try:
+        data = load_json_output(value)
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise ValueError("no 'results' list")
+    except Exception as e:
+        return Run(kernel, rnd, error=f"unreadable JSON from conveyor bench ({value}): {e}")
+    return Run(kernel, rnd, data=data)
+
+
+def parse_fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return None if v != v else v  # nan: not measured
+
+
+def collect_runs(args):
+    """rounds, ORT run per round, kernels (in the order given), conveyor run per (round, kernel)."""
+    ort = {}
+    for rnd, path in args.ort:
+        try:
+            with open(path) as f:
+                ort[rnd] = Run("ORT", rnd, data=json.load(f))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"[report] cannot read the ORT JSON of round {rnd} ({path}): {e}")
+    kernels, conv = [], {}
+    for rnd, kernel, value in args.conveyor or []:
+        if kernel not in kernels:
+            kernels.append(kernel)
+        conv[(rnd, kernel)] = load_conveyor_run(rnd, kernel, value)
+    rounds = sorted(set(ort) | {rnd for rnd, _ in conv})
+    no_ort = [r for r in rounds if r not in ort]
+    if no_ort:
+        raise SystemExit(f"[report] no --ort for round {', '.join(map(str, no_ort))}")
+    for rnd in rounds:
+        for k in kernels:
+            conv.setdefault((rnd, k), Run(k, rnd, error="no conveyor result was given for this round"))
+    for rnd, kernel, value in args.load or []:
+        if (rnd, kernel) in conv:
+            conv[(rnd, kernel)].load = parse_fraction(value)
+    return rounds, ort, kernels, conv
+
+
+def kernel_label(kernel, runs):
+    """The kernel asked for, with the one(s) conveyor reports in brackets when they differ."""
+    actual = []
+    for run in runs:
+        a = (run.data or {}).get("kernel")
+        if a and a not in actual:
+            actual.append(a)
+    if actual and [a.lower() for a in actual] != [kernel.lower()]:
+        return f"{kernel} ({'/'.join(actual)})"
+    return kernel
+
+
+def present(values):
+    return [v for v in values if v is not None]
+
+
+def median_of(values):
+    v = present(values)
+    return statistics.median(v) if v else None
+
+
+def min_of(values):
+    v = present(values)
+    return min(v) if v else None
+
+
+def ratio_of(conveyor_ms, ort_ms):
+    return conveyor_ms / ort_ms if conveyor_ms is not None and ort_ms else None
+
+
+def round_ratios(ort_runs, conv_runs, batch):
+    """conveyor/ORT of the same round, per round (None where a figure is missing)."""
+    return [ratio_of(c.ms_per_image(batch), o.ms_per_image(batch)) for o, c in zip(ort_runs, conv_runs)]
+
+
+def summary_cells(ort_runs, conv_runs, batch):
+    """conveyor ms/image, median ratio, range, rounds <= 1, ratio of fastest runs."""
+    ratios = round_ratios(ort_runs, conv_runs, batch)
+    have = present(ratios)
+    if have:
+        spread = f"{min(have):.3f}–{max(have):.3f}"
+        wins = f"{sum(r <= 1 for r in have)}/{len(have)}"
+        if len(have) < len(ratios):
+            wins += f" ({len(ratios) - len(have)} n/a)"
+    else:
+        spread = wins = "n/a"
+    fastest = ratio_of(min_of(c.fastest_ms_per_image(batch) for c in conv_runs),
+                       min_of(o.fastest_ms_per_image(batch) for o in ort_runs))
+    return [fmt(median_of(c.ms_per_image(batch) for c in conv_runs)), fmt(median_of(have), 3), spread,
+            wins, fmt(fastest, 3)]
+
+
+def md_table(head, rows, align="---:"):
+    aligns = align if isinstance(align, list) else [align] * len(head)
+    return (["| " + " | ".join(head) + " |", "| " + " | ".join(aligns) + " |"]
+            + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def run_notes(run, name, batches, threads, load_limit):
+    """Notes about one run, without its round (merge_round_notes adds that)."""
+    if run.data is None:
+        return [f"{name}: {run.error}"]
+    d, notes = run.data, []
+    if d.get("threads") not in (None, threads):
+        notes.append(f"{name} reports threads={d.get('threads')}, expected {threads}")
+    if not run.is_ort and run.engine.lower() != "auto" and d.get("kernel") and \
+            d["kernel"].lower() != run.engine.lower():
+        notes.append(f"conveyor was asked for kernel `{run.engine}` but reports `{d['kernel']}`")
+    missing = [b for b in batches if run.result(b) is None]
+    if missing:
+        notes.append(f"{name} reported no result for batch {', '.join(map(str, missing))}")
+    loads = [(None, run.load)] if run.load is not None else \
+        [(r.get("batch"), r.get("other_cpu_fraction")) for r in run.results()]
+    for batch, frac in loads:
+        if frac is not None and frac > load_limit:
+            where = name if batch is None else f"{name} batch {batch}"
+            notes.append(f"other processes used {100 * frac:.0f}% of the CPUs during {where}: "
+                         "those figures are too slow; rerun on a quiet machine")
+    return notes
+
+
+def merge_round_notes(pairs):
+    """[(round, note)] -> 'round 2: note' or 'rounds 1, 3: note', in order of first appearance."""
+    by_note = {}
+    for rnd, note in pairs:
+        by_note.setdefault(note, []).append(rnd)
+    out = []
+    for note, rnds in by_note.items():
+        rnds = sorted(set(rnds))
+        out.append(f"round{'s' if len(rnds) > 1 else ''} {', '.join(map(str, rnds))}: {note}")
+    return out
+
+
+def detail_row(run, name, r):
+    mpb = r.get("ms_per_batch") or {}
+    frac = run.other_load(r)
+    return [str(run.round), name, str(r.get("batch")), str(r.get("runs", "n/a")), fmt(mpb.get("min"), 1),
+            fmt(mpb.get("median"), 1), fmt(mpb.get("max"), 1), fmt(r.get("images_per_second"), 1),
+            fmt(r.get("gflops"), 1), "n/a" if frac is None else f"{100 * frac:.0f}%"]
+
+
 def cmd_report(args):
-    with open(args.ort) as f:
-        ort_res = json.load(f)
-    ort_by_batch = {r["batch"]: r for r in ort_res["results"]}
-    batches = sorted(ort_by_batch)
-
-    # --conveyor KERNEL=PATH (JSON from conveyor bench) or KERNEL=!message (a run that failed).
-    conv = []
-    for spec in args.conveyor or []:
-        kernel, _, path = spec.partition("=")
-        entry = {"requested": kernel, "data": None, "error": None, "load": None}
-        if path.startswith("!"):
-            entry["error"] = path[1:]
-        else:
-            try:
-                entry["data"] = load_json_output(path)
-                if not isinstance(entry["data"].get("results"), list):
-                    raise ValueError("no 'results' list")
-            except Exception as e:
-                entry["data"] = None
-                entry["error"] = f"unreadable JSON from conveyor bench ({path}): {e}"
-        conv.append(entry)
-    for spec in args.load or []:
-        kernel, _, frac = spec.partition("=")
-        for e in conv:
-            if e["requested"] == kernel:
-                try:
-                    e["load"] = float(frac)
-                except ValueError:
-                    pass
-                if e["load"] != e["load"]:  # nan
-                    e["load"] = None
-
-    def label(e):
-        actual = (e["data"] or {}).get("kernel")
-        if actual and actual.lower() != e["requested"].lower():
-            return f"{e['requested']} ({actual})"
-        return e["requested"]
+    rounds, ort, kernels, conv = collect_runs(args)
+    ort_runs = [ort[r] for r in rounds]
+    conv_runs = {k: [conv[(r, k)] for r in rounds] for k in kernels}
+    names = {k: f"conveyor {kernel_label(k, conv_runs[k])}" for k in kernels}
+    batches = sorted({res.get("batch") for run in ort_runs for res in run.results()})
+    ort_info = ort_runs[0].data
 
     cpu, isa = cpu_model()
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -414,77 +592,68 @@ def cmd_report(args):
         f"- date: {now}",
         f"- CPU: {cpu} ({os.cpu_count()} logical cores; {', '.join(isa) or 'no AVX2'})",
         f"- threads: {args.threads}",
-        f"- ONNX Runtime {ort_res.get('version')} (CPU EP, intra_op_num_threads={ort_res.get('threads')}, "
-        f"ORT_ENABLE_ALL), model `{os.path.relpath(ort_res['model'], args.relative_to)}`",
+        f"- ONNX Runtime {ort_info.get('version')} (CPU EP, intra_op_num_threads={ort_info.get('threads')}, "
+        f"ORT_ENABLE_ALL), model `{os.path.relpath(ort_info['model'], args.relative_to)}`",
     ]
     if args.git:
         lines.append(f"- conveyor source: {args.git}")
     if args.nice:
         lines.append(f"- timed phases run under `nice -n {args.nice}`")
-    notes = []
-    for e in conv:
-        if e["data"]:
-            d = e["data"]
-            if d.get("threads") not in (None, args.threads):
-                notes.append(f"conveyor `{e['requested']}` reports threads={d.get('threads')}, "
-                             f"expected {args.threads}")
-            if e["requested"].lower() != "auto" and d.get("kernel") and \
-                    d["kernel"].lower() != e["requested"].lower():
-                notes.append(f"conveyor was asked for kernel `{e['requested']}` but reports "
-                             f"`{d['kernel']}`")
-            missing = [b for b in batches if not any(x.get("batch") == b for x in d["results"])]
-            if missing:
-                notes.append(f"conveyor `{e['requested']}` reported no result for batch "
-                             f"{', '.join(map(str, missing))}")
-        else:
-            notes.append(f"conveyor `{e['requested']}`: {e['error']}")
-    loads = [("ORT", r.get("batch"), r.get("other_cpu_fraction")) for r in ort_res["results"]]
-    for e in conv:
-        if e["data"] and e.get("load") is not None:
-            loads.append((f"conveyor {label(e)}", None, e["load"]))
-    for name, batch, frac in loads:
-        if frac is not None and frac > args.load_limit:
-            where = f"{name} batch {batch}" if batch is not None else name
-            notes.append(f"other processes used {100 * frac:.0f}% of the CPUs during {where}: "
-                         "those figures are too slow; rerun on a quiet machine")
-    lines += ["", "ms/image is the median time of one batch divided by the batch size. "
-              "ratio = conveyor / ORT (< 1 means conveyor is faster).", ""]
+    lines.append(f"- rounds: {len(rounds)}"
+                 + (", interleaved ORT/conveyor (ABBA order)" if kernels and len(rounds) > 1 else ""))
 
+    lines += ["", "ms/image is the median time of one batch divided by the batch size; in the summary, "
+              "the median of that over the rounds."]
+    if kernels:
+        lines += ["ratio = conveyor / ORT of the same round (< 1 means conveyor is faster). Summary: ratio is "
+                  "the median of the per-round ratios, range their min–max, rounds ≤ 1 counts the rounds in "
+                  "which conveyor was at least as fast (out of the rounds with both figures); ratio of fastest "
+                  "runs = conveyor's fastest single batch / ORT's fastest single batch over all rounds."]
+    lines += ["", "Summary:", ""]
     head = ["batch", "ORT ms/image"]
-    for e in conv:
-        head += [f"conveyor {label(e)} ms/image", "ratio"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("| " + " | ".join(["---:"] * len(head)) + " |")
+    for k in kernels:
+        head += [f"{names[k]} ms/image", "ratio (median)", "ratio range", "rounds ≤ 1", "ratio of fastest runs"]
+    rows = []
     for b in batches:
-        o = ort_by_batch[b]
-        row = [str(b), fmt(o["ms_per_image"])]
-        for e in conv:
-            r = None
-            if e["data"]:
-                r = next((x for x in e["data"]["results"] if x.get("batch") == b), None)
-            ms = r.get("ms_per_image") if r else None
-            row += [fmt(ms), fmt(ms / o["ms_per_image"] if ms else None, 3)]
-        lines.append("| " + " | ".join(row) + " |")
+        row = [str(b), fmt(median_of(o.ms_per_image(b) for o in ort_runs))]
+        for k in kernels:
+            row += summary_cells(ort_runs, conv_runs[k], b)
+        rows.append(row)
+    lines += md_table(head, rows)
 
-    # Details: every engine / kernel, every batch.
-    lines += ["", "Details (ms per batch over the timed runs):", "",
-              "| engine | batch | runs | min ms | median ms | max ms | img/s | GFLOP/s | other load |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    rows = [("ORT", r, r.get("other_cpu_fraction")) for r in ort_res["results"]]
-    for e in conv:
-        if e["data"]:
-            rows += [(f"conveyor {label(e)}", r, e["load"]) for r in e["data"]["results"]]
-    for name, r, frac in rows:
-        mpb = r.get("ms_per_batch") or {}
-        other = "n/a" if frac is None else f"{100 * frac:.0f}%"
-        lines.append(f"| {name} | {r.get('batch')} | {r.get('runs', 'n/a')} | {fmt(mpb.get('min'), 1)} | "
-                     f"{fmt(mpb.get('median'), 1)} | {fmt(mpb.get('max'), 1)} | "
-                     f"{fmt(r.get('images_per_second'), 1)} | {fmt(r.get('gflops'), 1)} | {other} |")
-    if ort_res.get("gflop_per_image"):
-        lines += ["", f"ORT GFLOP/s counts {ort_res['gflop_per_image']:.2f} GFLOP per image "
+    lines += ["", "Per round (ms/image):", ""]
+    head = ["round", "batch", "ORT ms/image"]
+    for k in kernels:
+        head += [f"{names[k]} ms/image", "ratio"]
+    rows = []
+    for i, rnd in enumerate(rounds):
+        for b in batches:
+            o = ort_runs[i]
+            row = [str(rnd), str(b), fmt(o.ms_per_image(b))]
+            for k in kernels:
+                c = conv_runs[k][i]
+                row += [fmt(c.ms_per_image(b)), fmt(ratio_of(c.ms_per_image(b), o.ms_per_image(b)), 3)]
+            rows.append(row)
+    lines += md_table(head, rows)
+
+    lines += ["", "Details (ms per batch over the timed runs):", ""]
+    rows = []
+    for i, rnd in enumerate(rounds):
+        for run, name in [(ort_runs[i], "ORT")] + [(conv_runs[k][i], names[k]) for k in kernels]:
+            rows += [detail_row(run, name, r) for r in run.results()]
+    lines += md_table(["round", "engine", "batch", "runs", "min ms", "median ms", "max ms", "img/s",
+                       "GFLOP/s", "other load"], rows, ["---:", "---"] + ["---:"] * 8)
+    if ort_info.get("gflop_per_image"):
+        lines += ["", f"ORT GFLOP/s counts {ort_info['gflop_per_image']:.2f} GFLOP per image "
                   "(2 x multiply-adds of Conv and MatMul/Gemm); conveyor's figure is its own. "
                   "Other load: share of all CPUs used by other processes during the timing "
                   "(ORT: per batch size; conveyor: its whole run)."]
+
+    pairs = []
+    for runs, name in [(ort_runs, "ORT")] + [(conv_runs[k], f"conveyor `{k}`") for k in kernels]:
+        for run in runs:
+            pairs += [(run.round, n) for n in run_notes(run, name, batches, args.threads, args.load_limit)]
+    notes = merge_round_notes(pairs)
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"
@@ -493,7 +662,7 @@ def cmd_report(args):
         with open(args.md, "w") as f:
             f.write(text)
         log(f"[report] written to {args.md}")
-    return 3 if any(e["data"] is None for e in conv) else 0
+    return 3 if any(run.data is None for run in conv.values()) else 0
 
 
 def main():
@@ -526,15 +695,17 @@ def main():
     t.add_argument("--max-runs", type=int, default=10000)
     t.add_argument("--json")
 
-    r = sub.add_parser("report", help="Markdown comparison table")
-    r.add_argument("--ort", required=True)
-    r.add_argument("--conveyor", action="append", metavar="KERNEL=JSON_OR_!ERROR")
+    r = sub.add_parser("report", help="Markdown comparison tables over all rounds")
+    r.add_argument("--ort", required=True, action="append", type=round_spec, metavar="R=PATH",
+                   help="ORT JSON of round R (one per round)")
+    r.add_argument("--conveyor", action="append", type=round_kernel_spec, metavar="R:KERNEL=JSON_OR_!ERROR",
+                   help="conveyor bench output of KERNEL in round R, or !why that run has no figures")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--md")
     r.add_argument("--git", help="free text describing the conveyor source revision")
     r.add_argument("--relative-to", default=os.getcwd())
     r.add_argument("--nice", help="the nice value the timed phases ran with, for the header")
-    r.add_argument("--load", action="append", metavar="KERNEL=FRACTION",
+    r.add_argument("--load", action="append", type=round_kernel_spec, metavar="R:KERNEL=FRACTION",
                    help="other processes' CPU share during that conveyor run (from 'run')")
     r.add_argument("--load-limit", type=float, default=0.10)
 

@@ -19,6 +19,9 @@ Usage: $(basename "$0") [options]
   --min-runs N        and at least N timed runs (default: 10)
   --warmup N          untimed warm-up runs per batch size (default: 3)
                       (the last three go to conveyor as --seconds/--runs/--warmup if it has them)
+  --rounds N          repeat the timing N times, ORT and conveyor interleaved in ABBA order: odd rounds
+                      run ORT, then the kernels; even rounds the kernels in reverse order, then ORT
+                      (default: 3); the report gives the median of the per-round ratios
   --nice N            run the timed phases under 'nice -n N' (negative N, as root, lets them preempt
                       other work on a shared machine; the report still shows the other load)
   --no-build          do not run 'swift build -c release --product conveyor' first
@@ -28,7 +31,8 @@ Usage: $(basename "$0") [options]
 Environment: CONVEYOR (binary, default $REPO/.build/release/conveyor),
              MODELS_DIR (default: <repo>/../shared/models), THREADS, PYTHON (for the venv, default python3),
              SWIFT (default swift).
-Outputs go to $HERE/out/ (latest.md, ort.json, conveyor.<kernel>.json, ...).
+Outputs go to $HERE/out/: latest.md, and for round R ort.rR.json and
+conveyor.<kernel>.rR.json/.log/.load (an earlier run's timing files are removed first).
 Exit status: 0 all fine; 1 setup, conversion or ONNX check failed; 3 ORT was measured but at
 least one conveyor run is missing or failed (the report is still written).
 EOF
@@ -40,6 +44,7 @@ KERNELS="auto,Haswell"
 MIN_SECONDS=10
 MIN_RUNS=10
 WARMUP=3
+ROUNDS=3
 BUILD=1
 RUN_CONVEYOR=1
 NICE=""
@@ -57,6 +62,8 @@ while [ $# -gt 0 ]; do
         --min-runs=*) MIN_RUNS="${1#*=}"; shift ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --warmup=*) WARMUP="${1#*=}"; shift ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
+        --rounds=*) ROUNDS="${1#*=}"; shift ;;
         --nice) NICE="$2"; shift 2 ;;
         --nice=*) NICE="${1#*=}"; shift ;;
         --no-build) BUILD=0; shift ;;
@@ -67,6 +74,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$BATCH" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "bad --batch '$BATCH' (e.g. 1,4,16)" >&2; exit 1; }
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "bad --threads '$THREADS'" >&2; exit 1; }
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "bad --rounds '$ROUNDS' (a positive integer)" >&2; exit 1; }
 NICE_CMD=()
 if [ -n "$NICE" ]; then
     [[ "$NICE" =~ ^-?[0-9]+$ ]] || { echo "bad --nice '$NICE'" >&2; exit 1; }
@@ -155,64 +163,91 @@ if [ -n "$NICE" ] && [ -w "/proc/$$/autogroup" ]; then
     fi
 fi
 
-# ---- 4. ONNX Runtime timing ---------------------------------------------------------------------
-say "4/5 ONNX Runtime: batches $BATCH, $THREADS threads"
-# ORT has its own thread pool (intra_op_num_threads); OMP_NUM_THREADS matters only for OpenMP builds.
-# numpy's OpenBLAS is kept to one thread so it has no idle pool spinning next to ORT.
-OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS=1 \
-    "${NICE_CMD[@]}" "$PY" "$HELPER" time --onnx "$ONNX" --ref-dir "$REF_DIR" --batch "$BATCH" --threads "$THREADS" \
-    --warmup "$WARMUP" --min-runs "$MIN_RUNS" --min-seconds "$MIN_SECONDS" --json "$OUT/ort.json" \
-    || die "ONNX Runtime timing failed"
-
-# ---- 5. conveyor, one run per OpenBLAS kernel (one after another, never concurrently) --------------
+# ---- 4. timing: ROUNDS rounds, ORT and conveyor interleaved --------------------------------------
+# The machine's speed drifts from minute to minute, so ORT and conveyor are timed in turns, in ABBA
+# order: odd rounds run ORT and then the kernels, even rounds the kernels in reverse order and then ORT.
+# The report compares each round's conveyor figures with the same round's ORT figures.
 REPORT_ARGS=()
 STATUS=0
+KLIST=()
 if [ "$RUN_CONVEYOR" = 1 ]; then
-    say "5/5 conveyor bench: kernels $KERNELS, batches $BATCH, $THREADS threads"
-    IFS=',' read -r -a KLIST <<< "$KERNELS"
-    # Ask the binary which options it has: the kernel option is --kernel or --blas-kernel, and the
-    # timing protocol (--seconds/--runs/--warmup) is made the same as ORT's where conveyor offers it.
-    KFLAG="--kernel"
-    TIMING_ARGS=()
-    if [ -z "$CONVEYOR_ERROR" ]; then
-        help="$("$CONVEYOR" bench --help 2>&1 || true)"
-        if ! grep -q -- '--kernel[ =<]' <<< "$help" && grep -q -- '--blas-kernel' <<< "$help"; then
-            KFLAG="--blas-kernel"
-        fi
-        grep -q -- '--seconds' <<< "$help" && TIMING_ARGS+=(--seconds "$MIN_SECONDS")
-        grep -q -- '--runs' <<< "$help" && TIMING_ARGS+=(--runs "$MIN_RUNS")
-        grep -q -- '--warmup' <<< "$help" && TIMING_ARGS+=(--warmup "$WARMUP")
-    fi
-    for k in "${KLIST[@]}"; do
-        [ -n "$k" ] || continue
-        safe="${k//[^A-Za-z0-9_.-]/_}"
-        json="$OUT/conveyor.$safe.json"
-        logf="$OUT/conveyor.$safe.log"
-        rm -f "$json" "$logf" "$OUT/conveyor.$safe.load"
-        if [ -n "$CONVEYOR_ERROR" ]; then
-            REPORT_ARGS+=(--conveyor "$k=!$CONVEYOR_ERROR"); STATUS=3; continue
-        fi
-        kargs=()
-        [ "$k" = auto ] || kargs=("$KFLAG" "$k")
-        cmd=("$CONVEYOR" bench --model "$WEIGHTS" --batch "$BATCH" --threads "$THREADS" "${TIMING_ARGS[@]}"
-             --json "${kargs[@]}")
-        echo "+ OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS ${cmd[*]}" >&2
-        # OPENBLAS_CORETYPE and CONVEYOR_BLAS_KERNEL are cleared so that 'auto' really is the automatic
-        # choice; otherwise the kernel option decides.
-        # The helper only waits; it records how much CPU other processes took during the run.
-        if env -u OPENBLAS_CORETYPE -u CONVEYOR_BLAS_KERNEL OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" \
-                "${NICE_CMD[@]}" "$PY" "$HELPER" run --stdout "$json" --stderr "$logf" --load "$OUT/conveyor.$safe.load" \
-                -- "${cmd[@]}"; then
-            REPORT_ARGS+=(--conveyor "$k=$json" --load "$k=$(cat "$OUT/conveyor.$safe.load")")
-        else
-            rc=$?
-            echo "warning: conveyor bench (kernel $k) exited with $rc; its stderr ($logf) ends with:" >&2
-            tail -n 5 "$logf" | sed 's/^/    /' >&2
-            REPORT_ARGS+=(--conveyor "$k=!conveyor bench exited with status $rc (log: out/$(basename "$logf"))")
-            STATUS=3
-        fi
+    IFS=',' read -r -a kernels_given <<< "$KERNELS"
+    for k in "${kernels_given[@]}"; do
+        [ -z "$k" ] || KLIST+=("$k")
     done
 fi
+KLIST_REVERSED=()
+for ((i = ${#KLIST[@]} - 1; i >= 0; i--)); do KLIST_REVERSED+=("${KLIST[i]}"); done
+
+# Ask the binary which options it has: the kernel option is --kernel or --blas-kernel, and the
+# timing protocol (--seconds/--runs/--warmup) is made the same as ORT's where conveyor offers it.
+KFLAG="--kernel"
+TIMING_ARGS=()
+if [ "${#KLIST[@]}" -gt 0 ] && [ -z "$CONVEYOR_ERROR" ]; then
+    help="$("$CONVEYOR" bench --help 2>&1 || true)"
+    if ! grep -q -- '--kernel[ =<]' <<< "$help" && grep -q -- '--blas-kernel' <<< "$help"; then
+        KFLAG="--blas-kernel"
+    fi
+    grep -q -- '--seconds' <<< "$help" && TIMING_ARGS+=(--seconds "$MIN_SECONDS")
+    grep -q -- '--runs' <<< "$help" && TIMING_ARGS+=(--runs "$MIN_RUNS")
+    grep -q -- '--warmup' <<< "$help" && TIMING_ARGS+=(--warmup "$WARMUP")
+fi
+
+# time_ort ROUND: ONNX Runtime, all batch sizes, to out/ort.rROUND.json.
+time_ort() {
+    local r="$1" json="$OUT/ort.r$1.json"
+    say "round $r/$ROUNDS: ONNX Runtime, batches $BATCH, $THREADS threads"
+    # ORT has its own thread pool (intra_op_num_threads); OMP_NUM_THREADS matters only for OpenMP builds.
+    # numpy's OpenBLAS is kept to one thread so it has no idle pool spinning next to ORT.
+    OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS=1 \
+        "${NICE_CMD[@]}" "$PY" "$HELPER" time --onnx "$ONNX" --ref-dir "$REF_DIR" --batch "$BATCH" --threads "$THREADS" \
+        --warmup "$WARMUP" --min-runs "$MIN_RUNS" --min-seconds "$MIN_SECONDS" --json "$json" \
+        || die "ONNX Runtime timing failed (round $r)"
+    REPORT_ARGS+=(--ort "$r=$json")
+}
+
+# time_conveyor ROUND KERNEL: one conveyor bench run (never concurrent with anything else), to
+# out/conveyor.KERNEL.rROUND.json (stdout), .log (stderr) and .load (other processes' CPU share).
+time_conveyor() {
+    local r="$1" k="$2" base rc
+    base="$OUT/conveyor.${k//[^A-Za-z0-9_.-]/_}.r$r"
+    if [ -n "$CONVEYOR_ERROR" ]; then
+        REPORT_ARGS+=(--conveyor "$r:$k=!$CONVEYOR_ERROR"); STATUS=3; return
+    fi
+    say "round $r/$ROUNDS: conveyor bench, kernel $k, batches $BATCH, $THREADS threads"
+    local kargs=()
+    [ "$k" = auto ] || kargs=("$KFLAG" "$k")
+    local cmd=("$CONVEYOR" bench --model "$WEIGHTS" --batch "$BATCH" --threads "$THREADS" "${TIMING_ARGS[@]}"
+               --json "${kargs[@]}")
+    echo "+ OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS ${cmd[*]}" >&2
+    # OPENBLAS_CORETYPE and CONVEYOR_BLAS_KERNEL are cleared so that 'auto' really is the automatic
+    # choice; otherwise the kernel option decides.
+    # The helper only waits; it records how much CPU other processes took during the run.
+    if env -u OPENBLAS_CORETYPE -u CONVEYOR_BLAS_KERNEL OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" \
+            "${NICE_CMD[@]}" "$PY" "$HELPER" run --stdout "$base.json" --stderr "$base.log" --load "$base.load" \
+            -- "${cmd[@]}"; then
+        REPORT_ARGS+=(--conveyor "$r:$k=$base.json" --load "$r:$k=$(cat "$base.load")")
+    else
+        rc=$?
+        echo "warning: conveyor bench (kernel $k, round $r) exited with $rc; its stderr ($base.log) ends with:" >&2
+        tail -n 5 "$base.log" | sed 's/^/    /' >&2
+        REPORT_ARGS+=(--conveyor "$r:$k=!conveyor bench exited with status $rc (log: out/$(basename "$base.log"))")
+        STATUS=3
+    fi
+}
+
+say "4/5 timing: $ROUNDS round(s) of ONNX Runtime${KLIST[0]:+ and conveyor (kernels ${KLIST[*]})}, ABBA order"
+# Only this run's files may reach the report.
+rm -f "$OUT"/ort*.json "$OUT"/conveyor.*
+for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2 == 1)); then
+        time_ort "$r"
+        for k in "${KLIST[@]}"; do time_conveyor "$r" "$k"; done
+    else
+        for k in "${KLIST_REVERSED[@]}"; do time_conveyor "$r" "$k"; done
+        time_ort "$r"
+    fi
+done
 
 # ---- report -------------------------------------------------------------------------------------
 GIT_DESC=""
@@ -222,17 +257,17 @@ if rev="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"; then
         GIT_DESC="$GIT_DESC (with uncommitted changes in Sources/ or Package.swift)"
     fi
 fi
-say "report"
+say "5/5 report"
 rc=0
-"$PY" "$HELPER" report --ort "$OUT/ort.json" "${REPORT_ARGS[@]}" --threads "$THREADS" ${NICE:+--nice "$NICE"} \
+"$PY" "$HELPER" report "${REPORT_ARGS[@]}" --threads "$THREADS" ${NICE:+--nice "$NICE"} \
     --md "$OUT/latest.md" --relative-to "$REPO" ${GIT_DESC:+--git "$GIT_DESC"} || rc=$?
-# The report exits 3 when a conveyor JSON could not be read (or a run failed), 1 on its own errors.
+# The report exits 3 when a conveyor JSON could not be read (or a run failed), 1 or 2 on its own errors.
 case "$rc" in
     0) ;;
     3) STATUS=3 ;;
     *) die "writing the report failed" ;;
 esac
 if [ "$STATUS" != 0 ]; then
-    echo "note: conveyor figures are missing for at least one kernel (see the notes above); exit status $STATUS" >&2
+    echo "note: conveyor figures are missing for at least one kernel or round (see the notes above); exit status $STATUS" >&2
 fi
 exit "$STATUS"

@@ -169,12 +169,12 @@ package struct Conv2D: Layer {
 
     package func forward(_ inputs: [TensorView], _ output: TensorView, batch: Int, workspace: UnsafeMutablePointer<Float>) {
         let input = inputs[0]
-        if usesWinograd(output.shape, batch: batch), let kernel = winograd {
+        if usesWinograd(output.shape, batch: batch), let kernel = winograd, let tile = Winograd.outputTile(for: window) {
             let g = window.geometry(input.shape)
             kernel.withUnsafeBufferPointer { u in
                 bias.withBaseAddress { b in
                     Winograd.forward(input, output, batch: batch, kernel: u.baseAddress!, bias: b, activation: activation,
-                                     padTop: g.padTop, padLeft: g.padLeft, tile: Winograd.outputTile(for: window) ?? 4,
+                                     padTop: g.padTop, padLeft: g.padLeft, tile: tile,
                                      workspace: workspace)
                 }
             }

@@ -226,30 +226,21 @@ package enum Winograd {
         let (b, oy, ox) = layout.origin(tile)
         let y0 = oy - layout.padTop, x0 = ox - layout.padLeft
         let inH = input.shape.height, inW = input.shape.width
-        do {
-            for i in 0..<alpha {
-                let y = y0 + i
-                for k in 0..<alpha {
-                    let x = x0 + k
-                    d[i * alpha + k] = y >= 0 && y < inH && x >= 0 && x < inW ? UnsafePointer(input.pixel(b, y, x)) : zeros
-                }
-            }
-            let cin = input.shape.channels
-            do {
-                var c = 0
-                // Four channels at a time: six SIMD4 values fit the SSE registers.
-                while c + 4 <= cin {
-                    inputTile(SIMD4<Float>.self, d, c, dst, stride, t, lanes: 4)
-                    c += 4
-                }
-                let t4 = t
-                while c < cin {
-                    let lanes = min(4, cin - c)
-                    inputTile(SIMD4<Float>.self, d, c, dst, stride, t4, lanes: lanes)
-                    c += lanes
-                }
+        for i in 0..<alpha {
+            let y = y0 + i
+            for k in 0..<alpha {
+                let x = x0 + k
+                d[i * alpha + k] = y >= 0 && y < inH && x >= 0 && x < inW ? UnsafePointer(input.pixel(b, y, x)) : zeros
             }
         }
+        let cin = input.shape.channels
+        var c = 0
+        // Four channels at a time (six SIMD4 values fit the SSE registers), then the last few.
+        while c + 4 <= cin {
+            inputTile(SIMD4<Float>.self, d, c, dst, stride, t, lanes: 4)
+            c += 4
+        }
+        if c < cin { inputTile(SIMD4<Float>.self, d, c, dst, stride, t, lanes: cin - c) }
     }
 
     /// Bᵀ·x for one column of six values.
@@ -305,11 +296,7 @@ package enum Winograd {
                 outputTile(src, o, stride, target, t4, bias: bias, activation: activation, lanes: 4)
                 o += 4
             }
-            while o < cout {
-                let lanes = min(4, cout - o)
-                outputTile(src, o, stride, target, t4, bias: bias, activation: activation, lanes: lanes)
-                o += lanes
-            }
+            if o < cout { outputTile(src, o, stride, target, t4, bias: bias, activation: activation, lanes: cout - o) }
         }
     }
 

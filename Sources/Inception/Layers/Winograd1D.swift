@@ -66,16 +66,18 @@ package struct Winograd1D: Sendable {
         self.g = gm.flatMap { $0 }
         // Pair the points p and −p (found in the matrices, so any point order works; the
         // tolerance covers the inverse's rounding for large α, far below Float's precision).
+        // b is a with its odd entries negated.
+        func mirrored(_ a: [Double], _ b: [Double]) -> Bool {
+            zip(a, b).enumerated().allSatisfy { j, pair in
+                let flipped = j % 2 == 0 ? pair.0 : -pair.0
+                return abs(pair.1 - flipped) <= 1e-7 * max(1, abs(flipped))
+            }
+        }
         var pairs: [(Int, Int)] = [], paired = Set<Int>()
         for i in 0..<alpha where !paired.contains(i) {
             let mirror = (i + 1..<alpha).first { i2 in
-                !paired.contains(i2) && bt[i].indices.allSatisfy { j in
-                    let flipped = j % 2 == 0 ? bt[i][j] : -bt[i][j]
-                    return abs(bt[i2][j] - flipped) <= 1e-7 * max(1, abs(flipped))
-                } && (0..<m).allSatisfy { k in
-                    let flipped = k % 2 == 0 ? eh[i][k] : -eh[i][k]
-                    return abs(eh[i2][k] - flipped) <= 1e-7 * max(1, abs(flipped))
-                } && bt[i].enumerated().contains { $0.offset % 2 == 1 && $0.element != 0 }
+                !paired.contains(i2) && mirrored(bt[i], bt[i2]) && mirrored(eh[i], eh[i2])
+                    && bt[i].enumerated().contains { $0.offset % 2 == 1 && $0.element != 0 }
             }
             if let i2 = mirror {
                 pairs.append((i, i2))

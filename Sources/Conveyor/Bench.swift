@@ -96,7 +96,16 @@ extension Bench {
         var totals: [String: Double] = [:]
         var macs: [String: Int] = [:]
         for (kind, count) in zip(model.layerKinds, model.layerMACs) { macs[kind, default: 0] += count }
-        let layerMACs = Dictionary(uniqueKeysWithValues: zip(model.layerNames, model.layerMACs))
+        // A group of 1×1 convolutions that read the same input runs as one product, timed at its
+        // first member: that member's row counts the whole group's MACs.
+        var layerMACs = Dictionary(uniqueKeysWithValues: zip(model.layerNames, model.layerMACs))
+        var groupSizes: [String: Int] = [:]
+        for (member, leader) in model.graph.leader where member != leader {
+            let names = model.layerNames
+            layerMACs[names[leader], default: 0] += layerMACs[names[member]] ?? 0
+            layerMACs[names[member]] = 0
+            groupSizes[names[leader], default: 1] += 1
+        }
         var layerTimes: [String: Double] = [:]
         var layerShapes: [String: String] = [:]
         let input = [Float](repeating: 0.1, count: size * model.inputShape.count)
@@ -123,12 +132,13 @@ extension Bench {
             let rate = ms > 0 ? 2 * gmac * Double(size) / (ms / 1e3) : 0
             print("  \(kind.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%8.2f  %6.3f  %6.1f", ms, gmac, rate))")
         }
-        print("slowest layers: ms per run, GMAC per image, GFLOP/s, output shape")
+        print("slowest layers: ms per run, GMAC per image, GFLOP/s, output shape (a group: the whole group's MACs)")
         for (name, ms) in layerTimes.sorted(by: { $0.value > $1.value }).prefix(20) {
             let gmac = Double(layerMACs[name] ?? 0) / 1e9
             let rate = ms > 0 ? 2 * gmac * Double(size) / (ms / 1e3) : 0
-            let label = "\(name) (\(kinds[name] ?? "?"))"
-            print("  \(label.padding(toLength: 36, withPad: " ", startingAt: 0)) \(String(format: "%8.2f  %6.3f  %6.1f", ms, gmac, rate))  \(layerShapes[name] ?? "")")
+            let group = groupSizes[name].map { ", group of \($0)" } ?? ""
+            let label = "\(name) (\(kinds[name] ?? "?")\(group))"
+            print("  \(label.padding(toLength: 48, withPad: " ", startingAt: 0)) \(String(format: "%8.2f  %6.3f  %6.1f", ms, gmac, rate))  \(layerShapes[name] ?? "")")
         }
     }
 }

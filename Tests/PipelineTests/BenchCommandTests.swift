@@ -60,14 +60,21 @@ final class BenchCommandTests: XCTestCase {
         let total = kinds.map { numbers($0)[1] }.reduce(0, +)
         XCTAssertEqual(total, Self.inceptionGMAC, accuracy: 0.005, output)
         // A group of parallel 1×1 convolutions is timed as one product on its first member, so
-        // that row counts the whole group: more than any single 1×1 convolution of InceptionV3
-        // at batch 1 (the largest, 2048 → 448 channels at 8×8, is 0.059 GMAC).
+        // that row must count the whole group: more than the first member alone could have.
+        // InceptionV3's blocks take at most 288 channels at 35×35, 768 at 17×17 and 2048 at
+        // 8×8, so the first member alone is at most pixels × its channels × that many MACs.
+        let widestInput = [35: 288, 17: 768, 8: 2048]
         let layers = lines[(slowestAt + 1)...].prefix { $0.hasPrefix("  ") }
         XCTAssertEqual(layers.count, 20, output)
         let groups = layers.filter { $0.contains(", group of ") }
         XCTAssertFalse(groups.isEmpty, output)
         for row in groups {
-            XCTAssertGreaterThan(numbers(row)[1], 0.06, row)
+            let shape = try XCTUnwrap(row.split(separator: " ").last).split(separator: "×").compactMap { Int($0) }
+            XCTAssertEqual(shape.count, 3, row)
+            guard shape.count == 3 else { continue }
+            let inputs = try XCTUnwrap(widestInput[shape[0]], row)
+            let alone = Double(shape[0] * shape[1] * shape[2] * inputs) / 1e9
+            XCTAssertGreaterThan(numbers(row)[1], alone + 0.001, row)
         }
     }
 }

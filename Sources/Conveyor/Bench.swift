@@ -98,13 +98,14 @@ extension Bench {
         for (kind, count) in zip(model.layerKinds, model.layerMACs) { macs[kind, default: 0] += count }
         // A group of 1×1 convolutions that read the same input runs as one product, timed at its
         // first member: that member's row counts the whole group's MACs.
-        var layerMACs = Dictionary(uniqueKeysWithValues: zip(model.layerNames, model.layerMACs))
+        let names = model.layerNames, nodeMACs = model.layerMACs
+        var layerMACs = Dictionary(uniqueKeysWithValues: zip(names, nodeMACs))
         var groupSizes: [String: Int] = [:]
-        for (member, leader) in model.graph.leader where member != leader {
-            let names = model.layerNames
-            layerMACs[names[leader], default: 0] += layerMACs[names[member]] ?? 0
-            layerMACs[names[member]] = 0
-            groupSizes[names[leader], default: 1] += 1
+        for group in model.graph.groups.values {
+            let leader = names[group.members[0]]
+            layerMACs[leader] = group.members.reduce(0) { $0 + nodeMACs[$1] }
+            for member in group.members.dropFirst() { layerMACs[names[member]] = 0 }
+            groupSizes[leader] = group.members.count
         }
         var layerTimes: [String: Double] = [:]
         var layerShapes: [String: String] = [:]

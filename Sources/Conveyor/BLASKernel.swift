@@ -49,7 +49,15 @@ enum BLASKernel {
 
     /// A sentence for logs: which kernel runs and why.
     static func describe(running: String) -> String {
-        let (_, reason) = choose(environment: ProcessInfo.processInfo.environment)
-        return "OpenBLAS kernel \(running) (chosen by \(reason))"
+        "OpenBLAS kernel \(running) (chosen by \(reason(environment: ProcessInfo.processInfo.environment)))"
+    }
+
+    /// Why the running kernel was chosen. After the launcher's own restart,
+    /// `OPENBLAS_CORETYPE` is the launcher's choice, not the user's: the
+    /// reason is whatever made that choice.
+    static func reason(environment env: [String: String]) -> String {
+        var env = env
+        if env[marker] != nil { env["OPENBLAS_CORETYPE"] = nil }
+        return choose(environment: env).reason
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 /// ``ProcessRegistry`` so an aborted test run still stops it.
 enum ProgramRun {
     static func run(_ program: String, _ arguments: [String], in directory: URL? = nil,
-                    timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
+                    environment: [String: String]? = nil, timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("conveyor-run-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let output = try FileHandle(forWritingTo: log)
@@ -15,6 +15,7 @@ enum ProgramRun {
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
+        if let environment { process.environment = environment }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = output

@@ -19,12 +19,15 @@ enum BLASKernel {
         return nil
     }
 
-    /// The kernel to run with, and why.
+    /// The kernel to run with, and why. After the launcher's own restart
+    /// (`marker` set), `OPENBLAS_CORETYPE` is the launcher's choice, not the
+    /// user's, so the reason stays whatever made that choice.
     static func choose(environment env: [String: String]) -> (kernel: String?, reason: String) {
         if let wanted = env["CONVEYOR_BLAS_KERNEL"], !wanted.isEmpty, wanted.lowercased() != "auto" {
             return (wanted, "CONVEYOR_BLAS_KERNEL")
         }
-        if env["CONVEYOR_BLAS_KERNEL"]?.lowercased() != "auto", let user = env["OPENBLAS_CORETYPE"], !user.isEmpty {
+        if env[marker] == nil, env["CONVEYOR_BLAS_KERNEL"]?.lowercased() != "auto",
+           let user = env["OPENBLAS_CORETYPE"], !user.isEmpty {
             return (user, "OPENBLAS_CORETYPE set in the environment")
         }
         return (detect(), "CPU flags")
@@ -49,15 +52,7 @@ enum BLASKernel {
 
     /// A sentence for logs: which kernel runs and why.
     static func describe(running: String) -> String {
-        "OpenBLAS kernel \(running) (chosen by \(reason(environment: ProcessInfo.processInfo.environment)))"
-    }
-
-    /// Why the running kernel was chosen. After the launcher's own restart,
-    /// `OPENBLAS_CORETYPE` is the launcher's choice, not the user's: the
-    /// reason is whatever made that choice.
-    static func reason(environment env: [String: String]) -> String {
-        var env = env
-        if env[marker] != nil { env["OPENBLAS_CORETYPE"] = nil }
-        return choose(environment: env).reason
+        let (_, reason) = choose(environment: ProcessInfo.processInfo.environment)
+        return "OpenBLAS kernel \(running) (chosen by \(reason))"
     }
 }

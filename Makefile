@@ -2,14 +2,15 @@
 # and `make test` (every test). Both install what is missing first.
 SWIFT ?= swift
 SHARED ?= $(abspath ../shared)
-# Local fallbacks for scripts/fetch-model.sh when the official download is not possible.
-export CONVEYOR_WEIGHTS_PATH ?= $(SHARED)/models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
-export CONVEYOR_LABELS_PATH ?= $(SHARED)/data/image_net_labels.json
-export CONVEYOR_SAMPLE_IMAGE_PATH ?= $(SHARED)/data/images/cat.jpg
+# scripts/fetch-model.sh downloads the official weights unless CONVEYOR_WEIGHTS_PATH
+# names a local copy. Where ../shared exists (CI, which has no network) its fixture
+# weights are that copy; `make run CONVEYOR_WEIGHTS_PATH=` downloads anyway.
+export CONVEYOR_WEIGHTS_PATH ?= $(wildcard $(SHARED)/models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5)
 
 MODEL ?= models/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
-LABELS ?= models/image_net_labels.json
-IMAGE ?= models/cat.jpg
+# The ImageNet class names and the sample image ship with the repository (data/README.md).
+LABELS ?= data/image_net_labels.json
+IMAGE ?= data/cat.jpg
 # `make test` runs each fuzz target this long on its seed corpus; `make fuzz` this long.
 FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_SECONDS ?= 600

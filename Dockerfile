@@ -13,10 +13,11 @@ COPY Fuzz ./Fuzz
 RUN swift build -c release --product conveyor --static-swift-stdlib \
     && install -D .build/release/conveyor /out/conveyor
 
-# ---- runtime stage: only the shared libraries the binary links
+# ---- runtime stage: the shared libraries the binary links, and curl for
+# compose.yaml's health check of the ingress (GET /health)
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libturbojpeg0 libhdf5-103-1 libmosquitto1 libsqlite3-0 ca-certificates \
+      libopenblas0-pthread libturbojpeg0 libhdf5-103-1 libmosquitto1 libsqlite3-0 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home --uid 10001 conveyor
 COPY --from=build /out/conveyor /usr/local/bin/conveyor

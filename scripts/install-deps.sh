@@ -13,6 +13,7 @@ packages=(
   mosquitto            # the broker (conveyor up and the tests start their own)
   mosquitto-clients    # mosquitto_pub/mosquitto_sub, for trying the pipeline by hand
   curl                 # scripts/fetch-model.sh
+  git                  # tests run scripts/fetch-model.sh in a fresh clone
   docker-compose       # tests validate compose.yaml with `docker-compose config`
   gzip                 # tests read the gzipped MNIST test set
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran

@@ -97,6 +97,9 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "The ingress refuses new jobs (503) when the store's ledger stats are older than this; 0: never (env CONVEYOR_LEDGER_STALE_SECONDS; default 10).")
     var ledgerStaleSeconds: Double?
 
+    @Option(help: "Seconds the ingress waits for the store to commit a request to the ledger before it answers 503 instead of accepting the job (env CONVEYOR_LEDGER_TIMEOUT_SECONDS; default 10).")
+    var ledgerTimeoutSeconds: Double?
+
     @Option(help: "Jobs per second one client (IP address) may submit, else 429; 0: no limit (env CONVEYOR_RATE_LIMIT; default 0).")
     var rateLimit: Double?
 
@@ -226,6 +229,9 @@ struct ServiceOptions: ParsableArguments {
         config.maxWaitSeconds = maxWaitSeconds ?? Environment.double("CONVEYOR_MAX_WAIT_SECONDS") ?? config.maxWaitSeconds
         config.apiKeys = try apiKeys()
         config.maxQueued = maxQueued ?? Environment.int("CONVEYOR_MAX_QUEUED") ?? config.maxQueued
+        if let seconds = ledgerTimeoutSeconds ?? Environment.double("CONVEYOR_LEDGER_TIMEOUT_SECONDS"), seconds > 0 {
+            config.ledgerTimeout = .milliseconds(Int(seconds * 1000))
+        }
         if let seconds = ledgerStaleSeconds ?? Environment.double("CONVEYOR_LEDGER_STALE_SECONDS") {
             config.ledgerStaleAfter = seconds > 0 ? .milliseconds(Int(seconds * 1000)) : nil
         }

@@ -37,3 +37,25 @@ extension ByteBuffer {
         writeBytes(data)
     }
 }
+
+extension APIError {
+    /// 503 with `Retry-After` for a job the submitter did not accept.
+    init(refusal: JobSubmitter.Refusal) {
+        let retryAfter: Int
+        switch refusal {
+        case let .ledgerFull(queued, limit):
+            self.init(.serviceUnavailable, "too many queued jobs (\(queued), limit \(limit)); try again later")
+            retryAfter = 5
+        case .ledgerSilent:
+            self.init(.serviceUnavailable, "the job ledger (result store) is not available; try again")
+            retryAfter = 2
+        case .queueUnavailable:
+            self.init(.serviceUnavailable, "the job queue is unavailable; try again")
+            retryAfter = 1
+        case .notRecorded:
+            self.init(.serviceUnavailable, "the job ledger (result store) did not record the job; try again")
+            retryAfter = 2
+        }
+        headers[.retryAfter] = String(retryAfter)
+    }
+}

@@ -40,6 +40,10 @@ public struct IngressConfiguration: Sendable {
     /// older than this (the store is down: it could not record the job).
     /// `nil`: never refuse for that. Default 10 s.
     public var ledgerStaleAfter: Duration? = .seconds(10)
+    /// How long a front end waits for the result store to commit a request to
+    /// the ledger (its ``Jobs/LedgerReceipt``) before refusing the job with
+    /// 503 / UNAVAILABLE. A job is accepted only once it is committed.
+    public var ledgerTimeout: Duration = .seconds(10)
     /// Jobs per second one client (IP address) may submit; over it, 429.
     /// 0: no limit (the default).
     public var ratePerClient = 0.0

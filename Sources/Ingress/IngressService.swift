@@ -29,6 +29,7 @@ public final class IngressService: Service {
     /// TF Serving's REST and gRPC APIs, run through the pipeline.
     public let tfServing: TFServingFrontend
     private let gauge: LedgerGauge
+    private let submitter: JobSubmitter
     private let limiter: RateLimiter?
 
     public init(configuration: IngressConfiguration, model: ModelDescription?, logger: Logger = Logger(label: "conveyor.ingress")) {
@@ -36,14 +37,16 @@ public final class IngressService: Service {
         self.model = model
         self.logger = logger
         client = MQTTClient(configuration.broker, logger: logger)
-        store = JobQueryClient(client: client, replyTopic: "\(Topics.root)/store/replies/\(configuration.broker.clientID)")
+        store = JobQueryClient(client: client, replyTopic: Topics.storeReply(client: configuration.broker.clientID))
         decoder = JPEGDecoder(maxPixels: configuration.maxPixels)
         gauge = LedgerGauge(maxQueued: configuration.maxQueued, staleAfter: configuration.ledgerStaleAfter)
         limiter = configuration.ratePerClient > 0
             ? RateLimiter(rate: configuration.ratePerClient,
                           burst: configuration.rateBurst ?? Int(configuration.ratePerClient.rounded(.up)))
             : nil
-        tfServing = TFServingFrontend(catalog: catalog, client: client, watcher: watcher, gauge: gauge,
+        submitter = JobSubmitter(client: client, ledger: store, gauge: gauge, timeout: configuration.ledgerTimeout,
+                                 logger: logger)
+        tfServing = TFServingFrontend(catalog: catalog, submitter: submitter, watcher: watcher,
                                       timeout: configuration.predictTimeout, maxExamples: configuration.maxExamples,
                                       logger: logger)
     }
@@ -252,34 +255,12 @@ public final class IngressService: Service {
             let error = ImageError.tooLarge(width: size.width, height: size.height, limit: configuration.maxPixels)
             throw APIError(.contentTooLarge, "\(error)")
         }
-        // Nothing is accepted that cannot be kept: not while the ledger is full or silent.
-        switch gauge.admit() {
-        case nil:
-            break
-        case .full(let queued, let limit)?:
-            var busy = APIError(.serviceUnavailable, "too many queued jobs (\(queued), limit \(limit)); try again later")
-            busy.headers[.retryAfter] = "5"
-            throw busy
-        case .silent(let seconds)?:
-            logger.warning("refusing a job: no ledger stats from the result store \(seconds.map { "for \($0) s" } ?? "yet")")
-            var silent = APIError(.serviceUnavailable, "the job ledger (result store) is not available; try again")
-            silent.headers[.retryAfter] = "2"
-            throw silent
-        }
         let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
-        // The binary form: the JPEG as payload, no base64 on the MQTT hop.
-        let (payload, properties) = request.binaryMessage()
         do {
-            // Returns once the broker has it (PUBACK); the store's persistent session holds it for the ledger.
-            try await client.publish(Topics.requests(model: configuration.modelName), payload: payload, qos: 1, properties: properties)
+            try await submitter.submit([request], to: Topics.requests(model: configuration.modelName))
         } catch {
-            gauge.release()
-            logger.error("could not publish job \(request.jobID): \(error)")
-            var unavailable = APIError(.serviceUnavailable, "the job queue is unavailable; try again")
-            unavailable.headers[.retryAfter] = "1"
-            throw unavailable
+            throw APIError(refusal: error)
         }
-        logger.debug("accepted job \(request.jobID) (\(image.count) bytes)")
         return JSONBody.response(["job_id": request.jobID], status: .accepted)
     }
 

@@ -11,22 +11,20 @@ import TFServing
 /// (``TFServing/ModelCatalog``), so the ingress never loads a model.
 public final class TFServingFrontend: Sendable {
     public let catalog: ModelCatalog
-    private let client: MQTTClient
     private let watcher: ResultWatcher
-    /// The ledger's room: nothing is accepted that cannot be kept.
-    private let gauge: LedgerGauge
+    /// Accepts the jobs: nothing is accepted that the ledger does not hold.
+    private let submitter: JobSubmitter
     /// How long a request waits for all its results (then DEADLINE_EXCEEDED).
     public let timeout: Duration
     /// Most examples in one request.
     public let maxExamples: Int
     private let logger: Logger
 
-    init(catalog: ModelCatalog, client: MQTTClient, watcher: ResultWatcher, gauge: LedgerGauge, timeout: Duration,
+    init(catalog: ModelCatalog, submitter: JobSubmitter, watcher: ResultWatcher, timeout: Duration,
          maxExamples: Int, logger: Logger) {
         self.catalog = catalog
-        self.client = client
+        self.submitter = submitter
         self.watcher = watcher
-        self.gauge = gauge
         self.timeout = timeout
         self.maxExamples = maxExamples
         self.logger = logger
@@ -175,30 +173,21 @@ public final class TFServingFrontend: Sendable {
                            tensor: values, shape: resolved.info.inputShape)
             }
         }
-        // Nothing is accepted that cannot be kept: not while the ledger is full or silent.
-        for admitted in 0..<requests.count {
-            switch gauge.admit() {
-            case nil: continue
-            case .full(let queued, let limit)?:
-                for _ in 0..<admitted { gauge.release() }
-                throw TFServingError(.unavailable, "Too many queued jobs (\(queued), limit \(limit)); try again later")
-            case .silent?:
-                for _ in 0..<admitted { gauge.release() }
-                throw TFServingError(.unavailable, "The job ledger (result store) is not available; try again")
-            }
-        }
         let tokens = requests.map { watcher.register($0.jobID) }
         // However this ends, stop collecting for the jobs not waited for (a no-op for the others).
         defer { for (r, t) in zip(requests, tokens) { watcher.unregister(r.jobID, t) } }
-        let topic = Topics.requests(model: resolved.model, version: resolved.version)
-        for (index, request) in requests.enumerated() {
-            let (payload, properties) = request.binaryMessage()
-            do {
-                try await client.publish(topic, payload: payload, qos: 1, properties: properties)
-            } catch {
-                for _ in index..<requests.count { gauge.release() }
-                logger.error("could not publish job \(request.jobID): \(error)")
-                throw TFServingError(.unavailable, "The job queue is unavailable: \(error)")
+        do {
+            try await submitter.submit(requests, to: Topics.requests(model: resolved.model, version: resolved.version))
+        } catch {
+            switch error {
+            case let .ledgerFull(queued, limit):
+                throw TFServingError(.unavailable, "Too many queued jobs (\(queued), limit \(limit)); try again later")
+            case .ledgerSilent:
+                throw TFServingError(.unavailable, "The job ledger (result store) is not available; try again")
+            case .queueUnavailable:
+                throw TFServingError(.unavailable, "The job queue (MQTT broker) is unavailable; try again")
+            case .notRecorded:
+                throw TFServingError(.unavailable, "The job ledger (result store) did not record the request; try again")
             }
         }
         let deadline = ContinuousClock.now + timeout

@@ -40,6 +40,19 @@ public enum Topics {
     /// response topic and correlation data on the request).
     public static let storeQuery = "\(root)/store/query"
 
+    /// Where the result store answers one client: its query replies and its
+    /// ``LedgerReceipt``s (`conveyor/v1/store/replies/<client id>`).
+    public static func storeReply(client id: String) -> String { "\(root)/store/replies/\(id)" }
+
+    /// Whether `topic` is one client's store reply topic (one level under
+    /// `conveyor/v1/store/replies/`, no wildcards).
+    public static func isStoreReply(_ topic: String) -> Bool {
+        let prefix = "\(root)/store/replies/"
+        guard topic.hasPrefix(prefix) else { return false }
+        let rest = topic.dropFirst(prefix.count)
+        return !rest.isEmpty && !rest.contains("/") && !rest.contains("+") && !rest.contains("#")
+    }
+
     /// Why `topic` cannot be a reply topic (a topic name to publish to: 1–65,535
     /// bytes of UTF-8, no `+` or `#` wildcard, no NUL), or nil if it can.
     public static func problem(withReplyTopic topic: String) -> String? {

@@ -3,8 +3,8 @@ import Jobs
 import Logging
 import MQTT
 
-/// Asks the result store for job records over MQTT v5 request/response (used
-/// by the HTTP ingress).
+/// Asks the result store for job records over MQTT v5 request/response, and
+/// waits for its ledger receipts (used by the HTTP ingress).
 ///
 /// ```swift
 /// let queries = JobQueryClient(client: client, replyTopic: JobQueryClient.uniqueReplyTopic())
@@ -57,7 +57,7 @@ public final class JobQueryClient: @unchecked Sendable {
 
     /// A reply topic no other client uses: `conveyor/v1/store/replies/<random id>`.
     public static func uniqueReplyTopic() -> String {
-        "\(Topics.root)/store/replies/\(JobID.make())"
+        Topics.storeReply(client: JobID.make())
     }
 
     /// Subscribes to the reply topic and starts routing replies. Call once,
@@ -124,17 +124,48 @@ public final class JobQueryClient: @unchecked Sendable {
         properties.messageExpiryInterval = UInt32(clamping: max(1, seconds + (attoseconds > 0 ? 1 : 0)))
         try await client.publish(Topics.storeQuery, payload: StoreQuery(jobID: id).jsonPayload(), qos: 1,
                                  retain: false, properties: properties)
+        return try Self.decode(try await reply(key, jobID: id, timeout: timeout), jobID: id)
+    }
 
-        let reply = try await withThrowingTaskGroup(of: MQTTMessage.self) { group in
+    /// Runs `publish` (which publishes job `jobID`'s request asking for a
+    /// ``Jobs/LedgerReceipt`` on ``replyTopic``) and returns once the result
+    /// store has committed the request to the ledger.
+    ///
+    /// The receipt is awaited from before `publish` runs, so a fast one is not
+    /// missed. Throws ``JobQueryError/timeout(jobID:after:)`` if no receipt
+    /// comes within `timeout` (the store is down, or lost the request before
+    /// committing it), ``JobQueryError/storeError(jobID:message:)`` if the
+    /// store could not record it, and whatever `publish` throws.
+    public func publishRecorded(jobID: String, timeout: Duration,
+                                publish: () async throws -> Void) async throws {
+        let key = LedgerReceipt.correlation(jobID: jobID)
+        try lock.withLock {
+            switch phase {
+            case .idle: throw JobQueryError.notStarted
+            case .closed: throw JobQueryError.connectionClosed
+            case .started: pending[key] = .waiting(nil)
+            }
+        }
+        defer { _ = lock.withLock { pending.removeValue(forKey: key) } }
+        try await publish()
+        let message = try await reply(key, jobID: jobID, timeout: timeout)
+        guard let receipt = try? JSONCoding.decoder.decode(LedgerReceipt.self, from: Data(message.payload)) else {
+            throw JobQueryError.invalidReply(jobID: jobID, reason: String(decoding: message.payload.prefix(200), as: UTF8.self))
+        }
+        if let error = receipt.error { throw JobQueryError.storeError(jobID: jobID, message: error) }
+    }
+
+    /// The reply to `key`, or ``JobQueryError/timeout(jobID:after:)``.
+    private func reply(_ key: [UInt8], jobID: String, timeout: Duration) async throws -> MQTTMessage {
+        try await withThrowingTaskGroup(of: MQTTMessage.self) { group in
             group.addTask { try await self.awaitReply(key) }
             group.addTask {
                 try await Task.sleep(for: timeout)
-                throw JobQueryError.timeout(jobID: id, after: timeout)
+                throw JobQueryError.timeout(jobID: jobID, after: timeout)
             }
             defer { group.cancelAll() }
             return try await group.next()!
         }
-        return try Self.decode(reply, jobID: id)
     }
 
     /// 16 random bytes.

@@ -73,7 +73,12 @@ public struct ResultStoreService: Service {
             try await withGracefulShutdownHandler { [self] in
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
-                        for await message in requests { await self.handleRequest(message) }
+                        for await message in requests {
+                            // The receipt goes out only after the request is committed.
+                            if let (topic, receipt) = await self.handleRequest(message) {
+                                await self.send(receipt, to: topic, client: client)
+                            }
+                        }
                         try Self.checkEnded(Topics.allRequests)
                     }
                     group.addTask {
@@ -226,15 +231,42 @@ public struct ResultStoreService: Service {
 
     // MARK: - Handlers
 
-    /// Ledger: records a request as queued.
-    func handleRequest(_ message: MQTTMessage) async {
+    /// Ledger: records a request as queued. Returns the ``Jobs/LedgerReceipt``
+    /// to send and where, when the request asked for one (only requests on the
+    /// service request topics may, and only to a store reply topic); the
+    /// receipt says whether the request is now committed.
+    @discardableResult
+    func handleRequest(_ message: MQTTMessage) async -> (topic: String, receipt: LedgerReceipt)? {
+        let receiptTopic = message.properties.userProperty(LedgerReceipt.userProperty)
+            .flatMap { Topics.isStoreReply($0) && Topics.requestTarget(fromTopic: message.topic) != nil ? $0 : nil }
+        let outcome = await record(message)
+        guard let receiptTopic, let jobID = outcome.jobID else { return nil }
+        return (receiptTopic, LedgerReceipt(jobID: jobID, error: outcome.error))
+    }
+
+    /// Sends a ledger receipt (QoS 0: a lost one only makes the front end
+    /// refuse a job that will still run).
+    func send(_ receipt: LedgerReceipt, to topic: String, client: MQTTClient) async {
+        var properties = MQTTProperties()
+        properties.correlationData = LedgerReceipt.correlation(jobID: receipt.jobID)
+        properties.contentType = "application/json"
+        do {
+            try await client.publish(topic, payload: receipt.jsonPayload(), qos: 0, properties: properties)
+        } catch {
+            logger.warning("ledger: cannot send a receipt", metadata: ["job_id": "\(receipt.jobID)", "error": "\(error)"])
+        }
+    }
+
+    /// Records a request; returns its job id (when it could be read) and why
+    /// it is not in the ledger, if it is not.
+    private func record(_ message: MQTTMessage) async -> (jobID: String?, error: String?) {
         let p = message.properties
         let binary = p.contentType?.hasPrefix("image/") == true
             || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
         if binary && p.userProperty("job_id") == nil && Topics.deviceRequest(fromTopic: message.topic) == nil {
             // The worker makes up an id for these; the store learns it from the result.
             logger.debug("ledger: binary request without job_id", metadata: ["topic": "\(message.topic)"])
-            return
+            return (nil, nil)
         }
         let request: JobRequest
         do {
@@ -243,14 +275,16 @@ public struct ResultStoreService: Service {
             logger.notice("ledger: skipping undecodable request",
                           metadata: ["topic": "\(message.topic)", "job_id": "\(error.jobID ?? "?")",
                                      "reason": "\(error.reason)"])
-            return
+            return (error.jobID, "bad request: \(error.reason)")
         }
         do {
             let now = Clock.nowMillis()
             try await database.recordRequest(request, leaseUntil: leaseEnd(from: now),
                                              expiresAt: configuration.jobTTL.map { now + Self.milliseconds($0) })
+            return (request.jobID, nil)
         } catch {
             logger.error("ledger: cannot record request", metadata: ["job_id": "\(request.jobID)", "error": "\(error)"])
+            return (request.jobID, "the ledger cannot record the request")
         }
     }
 

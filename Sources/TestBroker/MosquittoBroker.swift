@@ -117,6 +117,20 @@ public final class MosquittoBroker: @unchecked Sendable {
         listenerPorts = ports
     }
 
+    /// The dynamic-security plugin's path as the shipped `mosquitto.conf` names it (the
+    /// eclipse-mosquitto image's).
+    public static let shippedDynamicSecurityPlugin = "/usr/lib/mosquitto_dynamic_security.so"
+
+    /// Where this machine's mosquitto package installed the dynamic-security plugin.
+    public static func dynamicSecurityPlugin() throws -> String {
+        let candidates = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"]
+            .map { $0 + "/mosquitto_dynamic_security.so" }
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw StartError(description: "mosquitto_dynamic_security.so not found in \(candidates): apt-get install mosquitto")
+        }
+        return found
+    }
+
     deinit {
         stop()
         try? FileManager.default.removeItem(at: directory)
@@ -184,6 +198,19 @@ public final class MosquittoBroker: @unchecked Sendable {
         process = nil
     }
 
+    /// Kills the broker with SIGKILL, as a crash or power loss would: it writes nothing
+    /// more to its persistence file. Keeps the port and the directory, so `start()` can
+    /// bring it back.
+    public func kill() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let process, process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            _ = Self.waitForExit(process, seconds: 3)
+        }
+        process = nil
+    }
+
     /// Stops and starts the broker on the same port.
     public func restart() throws {
         stop()
@@ -195,11 +222,11 @@ public final class MosquittoBroker: @unchecked Sendable {
     private static func terminate(_ process: Process) {
         guard process.isRunning else { return }
         let pid = process.processIdentifier
-        kill(pid, SIGTERM)
+        Glibc.kill(pid, SIGTERM)
         if waitForExit(process, seconds: 3) {
             return
         }
-        kill(pid, SIGKILL)
+        Glibc.kill(pid, SIGKILL)
         _ = waitForExit(process, seconds: 3)
     }
 

@@ -1,0 +1,93 @@
+import Jobs
+import Logging
+import MQTT
+import ResultStore
+
+/// Accepts jobs for every front end (the job API, TF Serving REST and gRPC):
+/// checks the ledger has room, publishes each request on its request topic
+/// and returns once the result store has committed it to the ledger.
+///
+/// A job is accepted only after its ``Jobs/LedgerReceipt`` came back: from
+/// then on the ledger holds it and publishes it again until it ends, whatever
+/// process or broker fails. A request published but never confirmed may
+/// still run (a worker can take it before the store records it); its caller
+/// was told it was not accepted, so nothing accepted is lost and at worst a
+/// refused job runs once for nobody.
+final class JobSubmitter: Sendable {
+    /// Why jobs were not accepted.
+    enum Refusal: Error, Sendable, Equatable {
+        /// The ledger holds `queued` jobs, at its limit.
+        case ledgerFull(queued: Int, limit: Int)
+        /// No fresh stats from the result store for this long (nil: never had any).
+        case ledgerSilent(sinceSeconds: Int?)
+        /// The broker did not take the request.
+        case queueUnavailable
+        /// The result store did not confirm the request in time, or refused it.
+        case notRecorded(reason: String)
+    }
+
+    private let client: MQTTClient
+    private let ledger: JobQueryClient
+    private let gauge: LedgerGauge
+    private let timeout: Duration
+    private let logger: Logger
+
+    /// `ledger` must be started; receipts arrive on its reply topic.
+    init(client: MQTTClient, ledger: JobQueryClient, gauge: LedgerGauge, timeout: Duration, logger: Logger) {
+        self.client = client
+        self.ledger = ledger
+        self.gauge = gauge
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Accepts `requests` (all or none as far as the caller is told),
+    /// publishing them on `topic` concurrently and waiting for every receipt.
+    func submit(_ requests: [JobRequest], to topic: String) async throws(Refusal) {
+        for admitted in 0..<requests.count {
+            guard let refusal = gauge.admit() else { continue }
+            for _ in 0..<admitted { gauge.release() }
+            switch refusal {
+            case let .full(queued, limit):
+                throw .ledgerFull(queued: queued, limit: limit)
+            case let .silent(seconds):
+                logger.warning("refusing a job: no ledger stats from the result store \(seconds.map { "for \($0) s" } ?? "yet")")
+                throw .ledgerSilent(sinceSeconds: seconds)
+            }
+        }
+        let refusals: [Refusal] = await withTaskGroup(of: Refusal?.self) { group in
+            for request in requests {
+                group.addTask { await self.publishRecorded(request, to: topic) }
+            }
+            var refusals: [Refusal] = []
+            for await refusal in group { if let refusal { refusals.append(refusal) } }
+            return refusals
+        }
+        // Recorded jobs are the ledger's now; only the others give their room back.
+        for _ in refusals { gauge.release() }
+        if let first = refusals.first { throw first }
+    }
+
+    /// Publishes one request asking for a receipt and waits for it.
+    private func publishRecorded(_ request: JobRequest, to topic: String) async -> Refusal? {
+        // The binary form: the JPEG as payload, no base64 on the MQTT hop.
+        var (payload, properties) = request.binaryMessage()
+        properties.userProperties.append(MQTTUserProperty(name: LedgerReceipt.userProperty, value: ledger.replyTopic))
+        var published = false
+        do {
+            try await ledger.publishRecorded(jobID: request.jobID, timeout: timeout) {
+                try await client.publish(topic, payload: payload, qos: 1, properties: properties)
+                published = true
+            }
+            logger.debug("accepted job \(request.jobID) (\(payload.count) bytes)")
+            return nil
+        } catch {
+            guard published else {
+                logger.error("could not publish job \(request.jobID): \(error)")
+                return .queueUnavailable
+            }
+            logger.error("job \(request.jobID) not accepted: the ledger did not record it: \(error)")
+            return .notRecorded(reason: "\(error)")
+        }
+    }
+}

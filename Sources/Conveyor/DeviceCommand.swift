@@ -90,7 +90,11 @@ struct DeviceCommand: AsyncParsableCommand {
         }
         config.protocolVersion = version == .v5 ? .v5 : .v311
         config.connectTimeout = .seconds(10)
-        if let username { config.username = username }
+        if let username {
+            config.username = username
+            // The broker binds a device account to the client id of its name.
+            config.clientID = username
+        }
         if let password { config.password = password }
         if let passwordFile {
             guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {

@@ -82,16 +82,23 @@ final class DeviceSimulator: @unchecked Sendable {
         var clients: [MQTTClient] = []
         var listeners: [Task<Void, Never>] = []
         defer { for task in listeners { task.cancel() } }
-        for camera in 0..<max(1, settings.cameras) {
+        let cameras = max(1, settings.cameras)
+        // A device account is bound to one client id, its name (see docs/security.md): with an
+        // account, the cameras share its one connection; anonymous, each has its own.
+        let connections = settings.broker.username == nil ? cameras : 1
+        for index in 0..<connections {
             var config = settings.broker
-            config.clientID = "\(settings.name)-cam\(camera)-\(ProcessInfo.processInfo.processIdentifier)-\(runID)"
+            config.clientID = settings.broker.username
+                ?? "\(settings.name)-cam\(index)-\(ProcessInfo.processInfo.processIdentifier)-\(runID)"
             let client = MQTTClient(config)
             try await client.connect()
-            let replies = try await client.subscribe(replyTopic(camera: camera), qos: 1)
+            clients.append(client)
+        }
+        for camera in 0..<cameras {
+            let replies = try await clients[camera % connections].subscribe(replyTopic(camera: camera), qos: 1)
             listeners.append(Task { [self] in
                 for await message in replies { self.received(message) }
             })
-            clients.append(client)
         }
         let progressTask: Task<Void, Never>? = interval.map { every in
             Task { [self] in
@@ -109,8 +116,8 @@ final class DeviceSimulator: @unchecked Sendable {
         await withDiscardingTaskGroup { group in
             for n in 0..<settings.count {
                 try? await Task.sleep(until: start + period * n, clock: .continuous)
-                let camera = n % clients.count
-                let client = clients[camera]
+                let camera = n % cameras
+                let client = clients[camera % clients.count]
                 let key = "\(runID)-c\(camera)-\(n)"
                 let (payload, properties) = message(key: key, image: settings.images[n % settings.images.count], camera: camera)
                 lock.withLock {

@@ -72,8 +72,8 @@ final class DeviceTests: XCTestCase {
 
     /// `GET /job/{id}` with the API key until the job is terminal (the store records it
     /// moments after the device's answer).
-    private func pollJob(_ id: String, _ pipeline: Pipeline, key: String) async throws -> JobView {
-        let deadline = Date().addingTimeInterval(20)
+    private func pollJob(_ id: String, _ pipeline: Pipeline, key: String, timeout: TimeInterval = 20) async throws -> JobView {
+        let deadline = Date().addingTimeInterval(timeout)
         while true {
             let reply = try await pipeline.http.get("/job/\(id)", headers: ["Authorization": "Bearer \(key)"])
             if reply.status == 200 {
@@ -240,6 +240,60 @@ final class DeviceTests: XCTestCase {
         XCTAssertEqual(served, backlog)
         let view = try await pollJob("cam-b_short", pipeline, key: try secured.apiKey())
         XCTAssertEqual(view.status, "expired")
+        await camera.stop()
+    }
+
+    // MARK: - Identities
+
+    /// A device account cannot connect under a service's client id (which would close the
+    /// service's connection and take over its session) nor join a shared subscription on
+    /// the request topics (which would swallow jobs): the broker refuses both, and jobs
+    /// submitted meanwhile all finish in their normal time.
+    func testADeviceCannotTakeAServicesClientIDNorSubscribeToTheWorkersShare() async throws {
+        let (pipeline, secured) = try await setUpPipeline()
+        let key = try secured.apiKey()
+        let image = try Data(contentsOf: URL(fileURLWithPath: Paths.sampleImage))
+        let ingress = try pipeline.ingress
+        var ids: [String] = []
+        for round in 0..<6 {
+            let reply = try await pipeline.http.post("/predict", body: TestImages.predictBody(image),
+                                                     headers: ["Authorization": "Bearer \(key)"])
+            XCTAssertEqual(reply.status, 202, reply.text)
+            if let id = reply.object?["job_id"] as? String { ids.append(id) }
+            // The pipeline's store and ingress connect as "store" and "<name>-<port>".
+            for serviceID in ["store", "\(ingress.name)-\(ingress.port)"] {
+                let thief = MQTTClient(try secured.configuration("cam-a", clientID: serviceID))
+                do {
+                    try await thief.connect()
+                    XCTFail("round \(round): cam-a connected with client id \(serviceID)")
+                } catch let error as MQTTError {
+                    guard case .connectionRefused = error else { throw error }
+                }
+                await thief.disconnect()
+            }
+        }
+        let camera = try await device("cam-b", secured)
+        for filter in ["$share/workers/conveyor/v1/requests/#", "$share/x/conveyor/v1/requests/+",
+                       Topics.workerSubscription(model: Self.model), "$share/x/conveyor/v1/devices/cam-b/replies/#"] {
+            do {
+                try await camera.listen(filter)
+                XCTFail("cam-b was granted \(filter)")
+            } catch let error as MQTTError {
+                guard case .subscriptionRefused = error else { throw error }
+            }
+        }
+        for _ in 0..<6 {
+            let reply = try await pipeline.http.post("/predict", body: TestImages.predictBody(image),
+                                                     headers: ["Authorization": "Bearer \(key)"])
+            XCTAssertEqual(reply.status, 202, reply.text)
+            if let id = reply.object?["job_id"] as? String { ids.append(id) }
+        }
+        // One worker at a few jobs a second: 12 jobs well within 30 s each; a starved share
+        // would wait for its lease.
+        for id in ids {
+            let view = try await pollJob(id, pipeline, key: key, timeout: 30)
+            XCTAssertEqual(view.status, "succeeded", "job \(id)\n\(pipeline.diagnostics())")
+        }
         await camera.stop()
     }
 

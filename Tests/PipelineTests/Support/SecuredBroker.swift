@@ -4,7 +4,8 @@ import TestBroker
 
 /// The shipped broker setup for a test: accounts made by the shipped
 /// `scripts/make-credentials.sh` in a temporary directory, and a mosquitto running the
-/// shipped `mosquitto.conf` and `mosquitto.acl` with its listeners moved to free loopback
+/// shipped `mosquitto.conf` (with the roles of `mosquitto-roles.json`, through mosquitto's
+/// dynamic-security plugin) with its listeners moved to free loopback
 /// ports (optionally with the TLS block enabled and a throwaway CA and server certificate).
 final class SecuredBroker: @unchecked Sendable {
     // @unchecked Sendable: immutable after init.
@@ -27,8 +28,8 @@ final class SecuredBroker: @unchecked Sendable {
         broker = try MosquittoBroker(
             adapting: configuration,
             files: [
-                "/mosquitto/config/passwd": directory.appendingPathComponent("passwd").path,
-                "/mosquitto/config/acl": Paths.repo.appendingPathComponent("mosquitto.acl").path,
+                "/mosquitto/config/dynamic-security.json": directory.appendingPathComponent("dynamic-security.json").path,
+                MosquittoBroker.shippedDynamicSecurityPlugin: try MosquittoBroker.dynamicSecurityPlugin(),
                 "/mosquitto/certs/": directory.appendingPathComponent("certs").path + "/",
             ],
             uncommenting: tls ? ["#tls "] : [])
@@ -67,11 +68,13 @@ final class SecuredBroker: @unchecked Sendable {
         ["--mqtt-username", role, "--mqtt-password-file", passwordFile(role)]
     }
 
-    /// A client configuration for `account` on the authenticated listener.
+    /// A client configuration for `account` on the authenticated listener. A device's
+    /// client id is its account name (the broker binds it); a service's is unique.
     func configuration(_ account: String, password: String? = nil, version: MQTTProtocolVersion = .v5,
                        clientID: String? = nil) throws -> MQTTConfiguration {
+        let isDevice = devices.contains(account)
         var config = MQTTConfiguration(host: "127.0.0.1", port: authPort,
-                                       clientID: clientID ?? "\(account)-\(UUID().uuidString.prefix(6))",
+                                       clientID: clientID ?? (isDevice ? account : "\(account)-\(UUID().uuidString.prefix(6))"),
                                        username: account, password: try password ?? self.password(account),
                                        protocolVersion: version)
         config.connectTimeout = .seconds(5)

@@ -8,7 +8,12 @@ a 503/429 is retried after its Retry-After, so every job is eventually accepted)
   * every --kill-every seconds (randomised +-50%) a random worker is SIGKILLed and started
     again --restart-after seconds later;
   * once, at --broker-restart-at of the submissions, the broker is stopped (SIGTERM) and
-    started again on the same port and persistence file.
+    started again on the same port and persistence file;
+  * once, at --store-crash-loop-at, the store crash-loops: it is SIGKILLed, started again
+    and SIGKILLed again 0-200 ms after it logs "result store running", --store-kills times,
+    then started for good;
+  * once, at --broker-kill-at, the store is SIGKILLed and, while it is down, the broker is
+    SIGKILLed too (no clean save of its persistence); then both are started again.
 It prints progress every 5 s and ends with the count of jobs per terminal state (asking
 the store through GET /job/{id}), lost = accepted - terminal (must be 0) and the latency
 percentiles (accepted -> finished_at). Exit status 1 if anything was lost.
@@ -121,6 +126,9 @@ def main():
     ap.add_argument("--kill-every", type=float, default=30.0, help="seconds between worker kills (0: none)")
     ap.add_argument("--restart-after", type=float, default=2.0, help="seconds before a killed worker is restarted")
     ap.add_argument("--broker-restart-at", type=float, default=0.5, help="fraction of submissions (negative: never)")
+    ap.add_argument("--store-crash-loop-at", type=float, default=0.25, help="fraction of submissions (negative: never)")
+    ap.add_argument("--store-kills", type=int, default=3, help="SIGKILLs of the store in its crash loop")
+    ap.add_argument("--broker-kill-at", type=float, default=0.75, help="fraction of submissions (negative: never)")
     ap.add_argument("--senders", type=int, default=8, help="HTTP client threads")
     ap.add_argument("--drain-timeout", type=float, default=600, help="seconds to wait for the last jobs")
     ap.add_argument("--seed", type=int, default=6)
@@ -157,7 +165,8 @@ def main():
     everything = [ingress] + workers + [store, broker]
     base = f"http://127.0.0.1:{http_port}"
 
-    state = {"accepted": {}, "refused": 0, "errors": 0, "kills": 0, "broker_restarts": 0}
+    state = {"accepted": {}, "refused": 0, "errors": 0, "kills": 0, "broker_restarts": 0,
+             "store_kills": 0, "broker_kills": 0}
     lock = threading.Lock()
     t0 = time.time()
 
@@ -220,7 +229,47 @@ def main():
             s.start()
 
         # -- chaos while submitting
+        store_log = os.path.join(data, "store.log")
+
+        def restart_store():
+            offset = os.path.getsize(store_log)
+            store.start()
+            if not wait_log(store_log, "result store running", offset=offset):
+                log("the store did not come back")
+
+        def store_crash_loop():
+            for _ in range(args.store_kills):
+                log(f"SIGKILL store (pid {store.proc.pid})")
+                store.kill()
+                state["store_kills"] += 1
+                time.sleep(rng.uniform(1, 3))
+                restart_store()
+                time.sleep(rng.uniform(0, 0.2))
+            log(f"SIGKILL store (pid {store.proc.pid}), last time")
+            store.kill()
+            state["store_kills"] += 1
+            time.sleep(1)
+            restart_store()
+            log("store back")
+
+        def broker_kill_while_store_down():
+            log(f"SIGKILL store (pid {store.proc.pid}), then the broker while the store is down")
+            store.kill()
+            state["store_kills"] += 1
+            time.sleep(2)
+            broker.kill()
+            state["broker_kills"] += 1
+            time.sleep(1)
+            broker.start()
+            wait_port(mqtt_port)
+            restart_store()
+            log("broker and store back")
+
+        crash_loop_index = int(args.jobs * args.store_crash_loop_at) if args.store_crash_loop_at >= 0 else -1
+        broker_kill_index = int(args.jobs * args.broker_kill_at) if args.broker_kill_at >= 0 else -1
+
         def chaos():
+            crash_looped = broker_killed = False
             restarted = False
             next_kill = time.time() + args.kill_every * rng.uniform(0.5, 1.5) if args.kill_every > 0 else None
             while any(s.is_alive() for s in senders):
@@ -234,6 +283,12 @@ def main():
                     wait_port(mqtt_port)
                     state["broker_restarts"] += 1
                     log("broker back")
+                if not crash_looped and crash_loop_index >= 0 and next_index[0] >= crash_loop_index:
+                    crash_looped = True
+                    store_crash_loop()
+                if not broker_killed and broker_kill_index >= 0 and next_index[0] >= broker_kill_index:
+                    broker_killed = True
+                    broker_kill_while_store_down()
                 if next_kill and now >= next_kill:
                     victim = rng.choice(workers)
                     log(f"SIGKILL {victim.name} (pid {victim.proc.pid})")
@@ -286,7 +341,8 @@ def main():
                     acc, ref = len(state["accepted"]), state["refused"]
                 ledger = ledger_stats()
                 log(f"submitted {next_index[0]}/{args.jobs}, accepted {acc}, refused {ref} (retried); "
-                    f"ledger: {ledger}; worker kills {state['kills']}, broker restarts {state['broker_restarts']}")
+                    f"ledger: {ledger}; worker kills {state['kills']}, store kills {state['store_kills']}, "
+                        f"broker restarts {state['broker_restarts']}, broker kills {state['broker_kills']}")
         chaos_thread.join()
         for w in workers:
             if not w.running():
@@ -319,7 +375,9 @@ def main():
                      for j in records if records[j].get("timings", {}).get("finished_at")]
         print()
         print(f"soak: {args.jobs} jobs at {args.rate:g}/s, {args.workers} workers, model {os.path.basename(args.model)}, "
-              f"lease {args.lease:g} s; {state['kills']} worker SIGKILLs, {state['broker_restarts']} broker restart(s)")
+              f"lease {args.lease:g} s; {state['kills']} worker SIGKILLs, "
+              f"{state['store_kills']} store SIGKILLs, {state['broker_restarts']} broker restart(s), "
+              f"{state['broker_kills']} broker SIGKILL(s) while the store was down")
         print(f"accepted {len(accepted)} (refused-and-retried {state['refused']}, HTTP errors {state['errors']}) "
               f"in {submit_seconds:.0f} s; all terminal after {total_seconds:.0f} s")
         print("terminal states: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

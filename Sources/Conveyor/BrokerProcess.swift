@@ -31,6 +31,10 @@ final class BrokerProcess {
             "# Written by conveyor up: a private broker on loopback.",
             "listener \(port) 127.0.0.1",
             "allow_anonymous true",
+            // Persistence keeps the store's session and what is queued for it across a
+            // restart. Accepted jobs do not depend on it (the ledger commits each before its
+            // 202); device requests queued for an absent store do. Saving every 5 s rewrites
+            // the whole database (images included) that often; see docs/reliability.md.
             "persistence true",
             "persistence_location \(directory)/",
             "autosave_interval 5",

@@ -12,7 +12,7 @@ final class LedgerGauge: @unchecked Sendable {
     enum Refusal: Equatable {
         /// `queued` jobs are at the limit.
         case full(queued: Int, limit: Int)
-        /// No fresh stats: the ledger is not running (or cannot reach the broker).
+        /// No fresh stats for this long: the ledger stopped (or cannot reach the broker).
         case silent(sinceSeconds: Int?)
     }
 
@@ -43,9 +43,10 @@ final class LedgerGauge: @unchecked Sendable {
     /// Reserves room for one job, or says why not.
     func admit(now: Int64 = Clock.nowMillis()) -> Refusal? {
         lock.withLock {
-            if let staleAfterMillis {
-                guard stats != nil else { return .silent(sinceSeconds: nil) }
-                if now - statsTime > staleAfterMillis { return .silent(sinceSeconds: Int((now - statsTime) / 1000)) }
+            // Before the first stats (just after start, the retained ones are on their way)
+            // nothing is refused here: the ledger's receipt decides whether a job is kept.
+            if let staleAfterMillis, stats != nil, now - statsTime > staleAfterMillis {
+                return .silent(sinceSeconds: Int((now - statsTime) / 1000))
             }
             if maxQueued > 0, let stats {
                 let queued = stats.queued + acceptedSince

@@ -6,7 +6,11 @@ import MQTT
 /// Wakes long-polling requests when their job's result is published: one
 /// subscription to every result topic, and a mailbox per waiting request.
 /// A request registers before it asks the store, so a result published in
-/// between is kept for it rather than missed.
+/// between is kept for it rather than missed; and the most recent results are
+/// remembered, so a job that ended before its first poll registered (a fast
+/// failure can end before `POST /predict` has answered, since the answer waits
+/// for the ledger's receipt) is found even if the store has not recorded its
+/// result yet.
 final class ResultWatcher: @unchecked Sendable {
     // Sendable: `mailboxes` is only touched under `lock`.
     private enum Mailbox {
@@ -18,6 +22,15 @@ final class ResultWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var mailboxes: [String: [UUID: Mailbox]] = [:]
     private var stopping = false
+    /// The last terminal results seen, by job id, oldest first in `recentOrder`.
+    private var recent: [String: JobResult] = [:]
+    private var recentOrder: [String] = []
+    /// How many recent results are remembered (at least; up to twice as many).
+    let recentCapacity: Int
+
+    init(recentCapacity: Int = 4096) {
+        self.recentCapacity = recentCapacity
+    }
 
     /// The ingress is stopping: every waiting long poll wakes now (and answers with the
     /// job's current state), and later waits return at once.
@@ -45,6 +58,7 @@ final class ResultWatcher: @unchecked Sendable {
             guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)),
                   result.status.isTerminal else { continue }
             let waiting: [CheckedContinuation<JobResult?, Never>] = lock.withLock {
+                remember(result)
                 guard let boxes = mailboxes[result.jobID] else { return [] }
                 var wake: [CheckedContinuation<JobResult?, Never>] = []
                 for (token, box) in boxes {
@@ -66,10 +80,24 @@ final class ResultWatcher: @unchecked Sendable {
         logger.debug("result subscription ended")
     }
 
-    /// Starts collecting job `id`'s result for a later `wait`.
+    /// Keeps `result` among the recent ones (call with `lock` held). The first
+    /// terminal result of a job is kept, as the store keeps it.
+    private func remember(_ result: JobResult) {
+        guard recent[result.jobID] == nil else { return }
+        recent[result.jobID] = result
+        recentOrder.append(result.jobID)
+        // Forget the oldest half at once, so each result costs O(1) on average.
+        if recentOrder.count >= 2 * recentCapacity {
+            for id in recentOrder.prefix(recentCapacity) { recent[id] = nil }
+            recentOrder.removeFirst(recentCapacity)
+        }
+    }
+
+    /// Starts collecting job `id`'s result for a later `wait`; a result seen
+    /// recently is delivered at once.
     func register(_ id: String) -> UUID {
         let token = UUID()
-        lock.withLock { mailboxes[id, default: [:]][token] = .empty }
+        lock.withLock { mailboxes[id, default: [:]][token] = recent[id].map { .delivered($0) } ?? .empty }
         return token
     }
 

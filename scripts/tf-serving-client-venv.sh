@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes (once) the Python venv that runs Tests/TFServingClient/book_client.py:
+# Makes (once) the Python venv that runs the clients in Tests/TFServingClient/:
 # TF Serving's own client package (tensorflow-serving-api, which brings
 # TensorFlow), grpcio and requests, from PyPI. Prints the venv's python.
 # The venv is kept in .build/ so later test runs reuse it.

@@ -49,6 +49,20 @@ struct PredictCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the answer.")
     var timeout: Double = 30
 
+    @Option(help: "A file whose first line is the API key to send (`Authorization: Bearer <key>`; gRPC metadata `authorization`).")
+    var apiKeyFile: String?
+
+    /// The key from --api-key-file, if given.
+    private func apiKey() throws -> String? {
+        guard let apiKeyFile else { return nil }
+        guard let text = try? String(contentsOfFile: apiKeyFile, encoding: .utf8),
+              let key = text.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: .whitespaces) })
+                .first(where: { !$0.isEmpty && !$0.hasPrefix("#") }) else {
+            throw ValidationError("--api-key-file \(apiKeyFile): cannot read a key from it")
+        }
+        return key
+    }
+
     func validate() throws {
         if !metadata && image == nil { throw ValidationError("give an IMAGE, or --metadata") }
     }
@@ -117,6 +131,7 @@ struct PredictCommand: AsyncParsableCommand {
         guard let url = URL(string: "http://\(host):\(port)\(path)") else { throw ValidationError("bad URL") }
         var request = URLRequest(url: url, timeoutInterval: timeout + 5)
         request.httpMethod = method
+        if let key = try apiKey() { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         if let body {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -134,11 +149,13 @@ struct PredictCommand: AsyncParsableCommand {
             let service = Tensorflow_Serving_PredictionService.Client(wrapping: client)
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int(timeout * 1000))
+            var headers = Metadata()
+            if let key = try apiKey() { headers.addString("Bearer \(key)", forKey: "authorization") }
             if metadata {
                 var request = Tensorflow_Serving_GetModelMetadataRequest()
                 request.modelSpec.name = model
                 request.metadataField = ["signature_def"]
-                let response = try await service.getModelMetadata(request, options: options)
+                let response = try await service.getModelMetadata(request, metadata: headers, options: options)
                 guard let packed = response.metadata["signature_def"] else { throw ValidationError("no signature_def in the answer") }
                 let signatures = try Tensorflow_Serving_SignatureDefMap(unpackingAny: packed)
                 print(try response.modelSpec.jsonString())
@@ -155,8 +172,8 @@ struct PredictCommand: AsyncParsableCommand {
             tensor.tensorShape.dim = [dim]
             tensor.stringVal = [try jpeg()]
             request.inputs["image"] = tensor
-            let response = try await service.predict(request, options: options)
-            guard let label = response.outputs["prediction"]?.stringVal.first else {
+            let response = try await service.predict(request, metadata: headers, options: options)
+            guard let label = response.outputs["output_0"]?.stringVal.first else {
                 throw ValidationError("no prediction in the answer")
             }
             print(String(decoding: label, as: UTF8.self))

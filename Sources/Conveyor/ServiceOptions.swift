@@ -43,7 +43,7 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "Seconds between re-reads of the model config file (env CONVEYOR_CONFIG_POLL_SECONDS; default 0: never).")
     var configPollSeconds: Double?
 
-    @Option(help: "HTTP listen address (env CONVEYOR_HOST; default 0.0.0.0).")
+    @Option(help: "Listen address of the HTTP, REST and gRPC ports (env CONVEYOR_HOST; default 127.0.0.1: this machine only; 0.0.0.0 exposes them, and then wants --api-keys-file).")
     var host: String?
 
     @Option(help: "Image for GET /predict/test (env CONVEYOR_SAMPLE_IMAGE).")
@@ -252,6 +252,6 @@ struct ServiceOptions: ParsableArguments {
     /// The description of a model already loaded (by a worker in the same process).
     static func describe(_ model: Model, name: String, labels: Labels) -> ModelDescription {
         let s = model.inputShape
-        return ModelDescription(name: name, inputShape: [s.height, s.width, s.channels], labels: labels.names)
+        return ModelDescription(name: name, version: 0, inputShape: [s.height, s.width, s.channels], labels: labels.names)
     }
 }

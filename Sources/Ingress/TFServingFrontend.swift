@@ -32,8 +32,8 @@ public final class TFServingFrontend: Sendable {
 
     // MARK: REST
 
-    /// Answers one REST call; `path` is already parsed.
-    public func rest(_ path: RESTPath, body: [UInt8]) async throws(TFServingError) -> JSONValue {
+    /// Answers one REST call from `client` (its IP address, for the rate limit); `path` is already parsed.
+    public func rest(_ path: RESTPath, body: [UInt8], client: String?) async throws(TFServingError) -> JSONValue {
         switch path.action {
         case .status:
             return StatusJSON.status(try catalog.status(model: path.model, path.selector))
@@ -44,14 +44,14 @@ public final class TFServingFrontend: Sendable {
             let request = try PredictRequestBody.parse(body) { (name: String) throws(TFServingError) in
                 try ModelSignatures.signature(name, for: resolved.info)
             }
-            let outputs = try await predict(resolved, signature: request.signatureName, inputs: request.inputs)
+            let outputs = try await predict(resolved, signature: request.signatureName, inputs: request.inputs, client: client)
             return PredictResponseBody.encode(outputs, format: request.format)
         case .classify:
             let resolved = try catalog.resolve(model: path.model, path.selector)
             let request = try ClassifyRequestBody.parse(body) { (name: String) throws(TFServingError) in
                 try Self.classificationSignature(name, for: resolved.info)
             }
-            return ClassifyRequestBody.encode(try await classify(resolved, input: request.input))
+            return ClassifyRequestBody.encode(try await classify(resolved, input: request.input, client: client))
         case .regress:
             throw TFServingError(.unimplemented, "Regress is not supported: Conveyor serves classification models")
         }
@@ -71,7 +71,7 @@ public final class TFServingFrontend: Sendable {
 
     /// Runs a predict request: returns the signature's outputs, batch first.
     public func predict(_ resolved: ModelCatalog.Resolved, signature name: String,
-                        inputs: [String: Tensor]) async throws(TFServingError) -> [(name: String, tensor: Tensor)] {
+                        inputs: [String: Tensor], client: String?) async throws(TFServingError) -> [(name: String, tensor: Tensor)] {
         let signature = try ModelSignatures.signature(name, for: resolved.info)
         guard signature.method == Signature.predictMethod else {
             throw .invalid("Expected prediction signature method_name to be tensorflow/serving/predict. Was: \(signature.method)")
@@ -79,12 +79,12 @@ public final class TFServingFrontend: Sendable {
         guard let spec = signature.inputs.first, let input = inputs[spec.name] else {
             throw .invalid("Missing input '\(signature.inputs.first?.name ?? "")'")
         }
-        let results = try await run(resolved, examples: try examples(input, info: resolved.info))
+        let results = try await run(resolved, examples: try examples(input, info: resolved.info), client: client)
         let batch = results.count
         var outputs: [(String, Tensor)] = []
         for output in signature.outputs {
             switch output.name {
-            case "prediction":
+            case "output_0" where resolved.info.kind == .image:
                 outputs.append((output.name, .strings(results.map(\.prediction), shape: [batch])))
             case "classes":
                 let k = output.shape.last ?? ModelSignatures.imageTopK
@@ -106,8 +106,8 @@ public final class TFServingFrontend: Sendable {
     }
 
     /// Runs a classify request: the classes of each example, best first.
-    public func classify(_ resolved: ModelCatalog.Resolved, input: Tensor) async throws(TFServingError) -> [[(label: String, score: Float)]] {
-        let results = try await run(resolved, examples: try examples(input, info: resolved.info))
+    public func classify(_ resolved: ModelCatalog.Resolved, input: Tensor, client: String?) async throws(TFServingError) -> [[(label: String, score: Float)]] {
+        let results = try await run(resolved, examples: try examples(input, info: resolved.info), client: client)
         return results.map { $0.top.map { (label: $0.label, score: $0.score) } }
     }
 
@@ -162,7 +162,7 @@ public final class TFServingFrontend: Sendable {
 
     /// Publishes one job per example to the version's request topic and waits
     /// for every result.
-    private func run(_ resolved: ModelCatalog.Resolved, examples: [Example]) async throws(TFServingError) -> [JobResult] {
+    private func run(_ resolved: ModelCatalog.Resolved, examples: [Example], client: String?) async throws(TFServingError) -> [JobResult] {
         let topK = resolved.info.kind == .image ? ModelSignatures.imageTopK : max(resolved.info.classes, 1)
         let requests: [JobRequest] = examples.map { example in
             switch example {
@@ -177,7 +177,8 @@ public final class TFServingFrontend: Sendable {
         // However this ends, stop collecting for the jobs not waited for (a no-op for the others).
         defer { for (r, t) in zip(requests, tokens) { watcher.unregister(r.jobID, t) } }
         do {
-            try await submitter.submit(requests, to: Topics.requests(model: resolved.model, version: resolved.version))
+            try await submitter.submit(requests, to: Topics.requests(model: resolved.model, version: resolved.version),
+                                       client: client)
         } catch {
             switch error {
             case let .ledgerFull(queued, limit):
@@ -188,6 +189,9 @@ public final class TFServingFrontend: Sendable {
                 throw TFServingError(.unavailable, "The job queue (MQTT broker) is unavailable; try again")
             case .notRecorded:
                 throw TFServingError(.unavailable, "The job ledger (result store) did not record the request; try again")
+            case let .rateLimited(rate, wait):
+                throw TFServingError(.resourceExhausted, "Over \(rate) jobs per second for this client; try again later",
+                                     retryAfter: wait)
             }
         }
         let deadline = ContinuousClock.now + timeout

@@ -10,6 +10,12 @@ public final class ModelCatalog: Sendable {
         public var model: String
         public var version: Int64
         public var info: ServableAnnouncement.Version
+
+        public init(model: String, version: Int64, info: ServableAnnouncement.Version) {
+            self.model = model
+            self.version = version
+            self.info = info
+        }
     }
 
     /// One line of a model's status.

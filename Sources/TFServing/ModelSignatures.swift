@@ -2,8 +2,10 @@
 /// `docs/tf-serving.md`).
 ///
 /// Image models (3-channel input: InceptionV3, MobileNetV2):
-/// - `serving_default`: `image` (DT_STRING, encoded JPEG) → `prediction`
-///   (DT_STRING, the top-1 label): the book's signature.
+/// - `serving_default`: `image` (DT_STRING, encoded JPEG, plain or URL-safe
+///   base64 in JSON) → `output_0` (DT_STRING, the top-1 label): the signature
+///   of the book's exported InceptionV3 (`serving_fn`, whose single unnamed
+///   output TensorFlow calls `output_0`).
 /// - `scores`: `image` → `classes` (DT_STRING) and `scores` (DT_FLOAT), the
 ///   top 5, best first.
 /// - `classify` (method classify): the same as `scores`, for `:classify`.
@@ -25,7 +27,7 @@ public enum ModelSignatures {
                        Spec(name: "scores", dtype: .float, shape: [-1, imageTopK])]
             return [
                 Signature.defaultKey: Signature(inputs: [image],
-                                                outputs: [Spec(name: "prediction", dtype: .string, shape: [-1])]),
+                                                outputs: [Spec(name: "output_0", dtype: .string, shape: [-1])]),
                 "scores": Signature(inputs: [image], outputs: top),
                 "classify": Signature(inputs: [image], outputs: top, method: Signature.classifyMethod),
             ]

@@ -68,7 +68,8 @@ public final class WorkerService: Service {
             let model = try Model(contentsOf: configuration.modelPath)
             let labels = try Labels.load(configuration.labelsPath, forModel: configuration.modelPath, classes: model.outputCount)
             let name = configuration.modelName ?? model.name
-            let servable = LoadedServable(name: name, version: 1, model: model, labels: labels)
+            // Version 0: a single file has no version folder; the book exports its model as version 0.
+            let servable = LoadedServable(name: name, version: 0, model: model, labels: labels)
             registry.configure(models: [(name, [:])])
             registry.setAvailable(servable)
             modelName = name

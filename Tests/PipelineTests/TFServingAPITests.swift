@@ -151,7 +151,7 @@ final class TFServingAPITests: XCTestCase {
         let serving = try XCTUnwrap(defs["serving_default"] as? [String: Any])
         let image = try XCTUnwrap((serving["inputs"] as? [String: Any])?["image"] as? [String: Any])
         XCTAssertEqual(image["dtype"] as? String, "DT_STRING")
-        XCTAssertNotNil((serving["outputs"] as? [String: Any])?["prediction"])
+        XCTAssertNotNil((serving["outputs"] as? [String: Any])?["output_0"], "the book's output name")
 
         let mnist = try await rest.get("/v1/models/mnist/versions/1/metadata")
         let mnistDefs = try XCTUnwrap(((mnist.object?["metadata"] as? [String: Any])?["signature_def"] as? [String: Any])?["signature_def"] as? [String: Any])
@@ -267,22 +267,22 @@ final class TFServingAPITests: XCTestCase {
 
     // MARK: - TF Serving's own Python client
 
-    /// The book's sync client flow with `tensorflow-serving-api` (gRPC) and
-    /// `requests` (REST), from a venv made by `scripts/tf-serving-client-venv.sh`.
-    func testTheBooksPythonClientOverGRPCAndREST() async throws {
+    /// TF Serving's Python client over a model repository: `tensorflow-serving-api`
+    /// (gRPC) and `requests` (REST), from a venv made by `scripts/tf-serving-client-venv.sh`.
+    func testTFServingsPythonClientOverGRPCAndREST() async throws {
         let (pipeline, _, _) = try await deployment()
         let venv = try ProgramRun.run(Paths.repo.appendingPathComponent("scripts/tf-serving-client-venv.sh").path, [], timeout: 900)
         XCTAssertEqual(venv.status, 0, "making the client venv failed:\n\(venv.output)")
         guard venv.status == 0, let python = venv.output.split(separator: "\n").last.map(String.init) else { return }
         let (_, label) = try cat()
         let run = try ProgramRun.run(python, [
-            Paths.repo.appendingPathComponent("Tests/TFServingClient/book_client.py").path,
+            Paths.repo.appendingPathComponent("Tests/TFServingClient/tf_serving_client.py").path,
             "--host", "127.0.0.1", "--rest-port", String(Self.ports.rest), "--grpc-port", String(Self.ports.grpc),
             "--image", Paths.sampleImage, "--label", label,
             "--mnist-dir", Paths.shared.appendingPathComponent("data/mnist/idx").path,
         ], timeout: 300)
-        XCTAssertEqual(run.status, 0, "book client:\n\(run.output)\n\(pipeline.diagnostics())")
-        XCTAssertTrue(run.output.contains("book client flow: all checks passed"), run.output)
+        XCTAssertEqual(run.status, 0, "TF Serving client:\n\(run.output)\n\(pipeline.diagnostics())")
+        XCTAssertTrue(run.output.contains("tf serving client: all checks passed"), run.output)
     }
 
     /// `conveyor predict`, the book's client, over each front door.

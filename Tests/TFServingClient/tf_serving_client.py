@@ -1,8 +1,10 @@
-"""The book's synchronous TF Serving client flow, unmodified in spirit:
-`tensorflow-serving-api` over gRPC and `requests` over REST, against a
-running Conveyor. Exits non-zero (with the reason) on any mismatch.
+"""TF Serving's Python client (`tensorflow-serving-api` over gRPC, `requests`
+over REST) against a running Conveyor serving a model repository: Predict,
+Classify, metadata and status, on InceptionV3 and LeNet. Exits non-zero (with
+the reason) on any mismatch. (The book's own three calls, exactly as the book
+makes them, are in book_sync_client.py.)
 
-    python book_client.py --host 127.0.0.1 --rest-port 8501 --grpc-port 8500 \
+    python tf_serving_client.py --host 127.0.0.1 --rest-port 8501 --grpc-port 8500 \
         --image cat.jpg --label "Egyptian cat" --mnist-dir ../shared/data/mnist/idx
 """
 import argparse
@@ -54,12 +56,12 @@ def main():
     request.model_spec.signature_name = "serving_default"
     request.inputs["image"].CopyFrom(tf.make_tensor_proto([urlsafe]))
     result = stub.Predict(request, 60.0)
-    check("grpc predict (url-safe base64 string)", result.outputs["prediction"].string_val[0].decode(), args.label)
+    check("grpc predict (url-safe base64 string)", result.outputs["output_0"].string_val[0].decode(), args.label)
     check("grpc predict model_spec.version", result.model_spec.version.value, 1)
 
     request.inputs["image"].CopyFrom(tf.make_tensor_proto([jpeg]))
     result = stub.Predict(request, 60.0)
-    check("grpc predict (JPEG bytes)", result.outputs["prediction"].string_val[0].decode(), args.label)
+    check("grpc predict (JPEG bytes)", result.outputs["output_0"].string_val[0].decode(), args.label)
 
     # Classify with a tf.Example holding the encoded image.
     classify = classification_pb2.ClassificationRequest()
@@ -124,7 +126,7 @@ def main():
     if failures:
         print("\n".join(["FAILED:"] + failures), file=sys.stderr)
         sys.exit(1)
-    print("book client flow: all checks passed")
+    print("tf serving client: all checks passed")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ struct BrokerOptions: ParsableArguments {
             : "\(role)-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
         var config: MQTTConfiguration
         do { config = try MQTTConfiguration(url: url ?? brokerURL, clientID: id) } catch {
-            throw ValidationError("bad broker URL \(url ?? brokerURL): \(error)")
+            throw ValidationError("bad broker URL \(MQTTConfiguration.redacting(url ?? brokerURL)): \(error)")
         }
         if let user = mqttUsername ?? Environment.string("CONVEYOR_MQTT_USERNAME") { config.username = user }
         if let pass = mqttPassword ?? Environment.string("CONVEYOR_MQTT_PASSWORD") { config.password = pass }

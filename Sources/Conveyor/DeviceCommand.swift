@@ -86,7 +86,7 @@ struct DeviceCommand: AsyncParsableCommand {
     func run() async throws {
         var config: MQTTConfiguration
         do { config = try MQTTConfiguration(url: broker, clientID: "device") } catch {
-            throw ValidationError("bad broker URL \(broker): \(error)")
+            throw ValidationError("bad broker URL \(MQTTConfiguration.redacting(broker)): \(error)")
         }
         config.protocolVersion = version == .v5 ? .v5 : .v311
         config.connectTimeout = .seconds(10)

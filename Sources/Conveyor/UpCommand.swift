@@ -3,6 +3,7 @@ import Inception
 import Foundation
 import Ingress
 import Logging
+import MQTT
 import ResultStore
 import ServiceLifecycle
 import Worker
@@ -63,7 +64,7 @@ struct UpCommand: AsyncParsableCommand {
         let ingressConfig = try options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL),
                                                          modelName: description?.name ?? defaultModel ?? "inception_v3")
         services.append(IngressService(configuration: ingressConfig, model: description, logger: options.logger("conveyor.ingress")))
-        logger.info("conveyor up: broker \(brokerURL!), HTTP on \(ingressConfig.host):\(ingressConfig.port), jobs in \(storeOptions.databasePath); Ctrl-C stops everything")
+        logger.info("conveyor up: broker \(MQTTConfiguration.redacting(brokerURL!)), HTTP on \(ingressConfig.host):\(ingressConfig.port), jobs in \(storeOptions.databasePath); Ctrl-C stops everything")
         try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }

@@ -39,7 +39,7 @@ extension ByteBuffer {
 }
 
 extension APIError {
-    /// 503 with `Retry-After` for a job the submitter did not accept.
+    /// 503 (429 over the rate limit) with `Retry-After` for a job the submitter did not accept.
     init(refusal: JobSubmitter.Refusal) {
         let retryAfter: Int
         switch refusal {
@@ -55,6 +55,9 @@ extension APIError {
         case .notRecorded:
             self.init(.serviceUnavailable, "the job ledger (result store) did not record the job; try again")
             retryAfter = 2
+        case let .rateLimited(rate, wait):
+            self.init(.tooManyRequests, "over \(rate) jobs per second for this client; try again later")
+            retryAfter = wait
         }
         headers[.retryAfter] = String(retryAfter)
     }

@@ -3,8 +3,8 @@ import MQTT
 
 /// Settings of the HTTP ingress.
 public struct IngressConfiguration: Sendable {
-    /// Address and port to listen on (default 0.0.0.0:8000).
-    public var host = "0.0.0.0"
+    /// Address and port to listen on (default 127.0.0.1:8000: this machine only).
+    public var host = "127.0.0.1"
     public var port = 8000
     /// The broker and the ingress's MQTT identity.
     public var broker: MQTTConfiguration

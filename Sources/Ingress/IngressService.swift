@@ -30,7 +30,6 @@ public final class IngressService: Service {
     public let tfServing: TFServingFrontend
     private let gauge: LedgerGauge
     private let submitter: JobSubmitter
-    private let limiter: RateLimiter?
 
     public init(configuration: IngressConfiguration, model: ModelDescription?, logger: Logger = Logger(label: "conveyor.ingress")) {
         self.configuration = configuration
@@ -40,12 +39,12 @@ public final class IngressService: Service {
         store = JobQueryClient(client: client, replyTopic: Topics.storeReply(client: configuration.broker.clientID))
         decoder = JPEGDecoder(maxPixels: configuration.maxPixels)
         gauge = LedgerGauge(maxQueued: configuration.maxQueued, staleAfter: configuration.ledgerStaleAfter)
-        limiter = configuration.ratePerClient > 0
+        let limiter = configuration.ratePerClient > 0
             ? RateLimiter(rate: configuration.ratePerClient,
                           burst: configuration.rateBurst ?? Int(configuration.ratePerClient.rounded(.up)))
             : nil
-        submitter = JobSubmitter(client: client, ledger: store, gauge: gauge, timeout: configuration.ledgerTimeout,
-                                 logger: logger)
+        submitter = JobSubmitter(client: client, ledger: store, gauge: gauge, limiter: limiter,
+                                 timeout: configuration.ledgerTimeout, logger: logger)
         tfServing = TFServingFrontend(catalog: catalog, submitter: submitter, watcher: watcher,
                                       timeout: configuration.predictTimeout, maxExamples: configuration.maxExamples,
                                       logger: logger)
@@ -67,7 +66,9 @@ public final class IngressService: Service {
         let jobAPI = makeRouter().buildResponder()
         let app = Application(
             responder: CallbackResponder<IngressRequestContext> { request, context in
-                if request.uri.path.lowercased().hasPrefix("/v1/") { return await tfServingREST.respond(to: request) }
+                if request.uri.path.lowercased().hasPrefix("/v1/") {
+                    return await tfServingREST.respond(to: request, client: context.clientAddress)
+                }
                 return try await jobAPI.respond(to: request, context: context)
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
@@ -166,16 +167,23 @@ public final class IngressService: Service {
         }
     }
 
+    /// The job API's routes, as `makeRouter` registers them.
+    static let routes: [(method: HTTPRequest.Method, path: String)] = [
+        (.get, "/health"), (.get, "/metadata"), (.get, "/label"), (.get, "/openapi.yaml"),
+        (.post, "/predict"), (.get, "/predict/test"), (.get, "/job/:id"),
+    ]
+
     /// The routes of the book's async API.
     func makeRouter() -> Router<IngressRequestContext> {
         let router = Router(context: IngressRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware(routes: Self.routes))
         if !configuration.apiKeys.isEmpty {
             router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
         }
         router.get("/health") { _, _ in JSONBody.response(["health": "ok"]) }
         router.get("/metadata") { _, _ in
-            if let model = self.model { return JSONBody.response(model.metadata) }
-            return TFServingREST.json(StatusJSON.metadata(try self.announcedDefaultModel()), status: .ok)
+            let resolved = try self.model?.resolved ?? self.announcedDefaultModel()
+            return TFServingREST.json(StatusJSON.metadata(resolved), status: .ok)
         }
         router.get("/label") { _, _ in
             if let model = self.model { return JSONBody.response(model.labels) }
@@ -183,12 +191,10 @@ public final class IngressService: Service {
         }
         router.get("/openapi.yaml") { _, _ in OpenAPIDocument.response() }
         router.post("/predict") { request, context in
-            try self.checkRate(context)
-            return try await self.predict(request)
+            try await self.predict(request, client: context.clientAddress)
         }
         router.get("/predict/test") { _, context in
-            try self.checkRate(context)
-            return try await self.predictTest()
+            try await self.predictTest(client: context.clientAddress)
         }
         router.get("/job/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
@@ -203,15 +209,7 @@ public final class IngressService: Service {
         return router
     }
 
-    /// 429 when the client is over its rate.
-    private func checkRate(_ context: IngressRequestContext) throws {
-        guard let limiter, let wait = limiter.take(context.clientAddress ?? "unknown") else { return }
-        var error = APIError(.tooManyRequests, "over \(limiter.rate) jobs per second for this client; try again later")
-        error.headers[.retryAfter] = String(max(1, Int(wait.rounded(.up))))
-        throw error
-    }
-
-    private func predict(_ request: Request) async throws -> Response {
+    private func predict(_ request: Request, client: String?) async throws -> Response {
         var request = request
         let body: ByteBuffer
         do {
@@ -226,21 +224,21 @@ public final class IngressService: Service {
         } catch {
             throw APIError(.badRequest, error.message)
         }
-        return try await submit(parsed.image, topK: parsed.topK)
+        return try await submit(parsed.image, topK: parsed.topK, client: client)
     }
 
-    private func predictTest() async throws -> Response {
+    private func predictTest(client: String?) async throws -> Response {
         guard let path = configuration.sampleImagePath else {
             throw APIError(.notFound, "no sample image configured (CONVEYOR_SAMPLE_IMAGE)")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw APIError(.internalServerError, "cannot read the sample image")
         }
-        return try await submit(data, topK: 5)
+        return try await submit(data, topK: 5, client: client)
     }
 
     /// Checks the image header, publishes the job and answers 202 with its id.
-    private func submit(_ image: Data, topK: Int) async throws -> Response {
+    private func submit(_ image: Data, topK: Int, client: String?) async throws -> Response {
         let size: (width: Int, height: Int)
         do {
             size = try decoder.header([UInt8](image))
@@ -257,7 +255,7 @@ public final class IngressService: Service {
         }
         let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
         do {
-            try await submitter.submit([request], to: Topics.requests(model: configuration.modelName))
+            try await submitter.submit([request], to: Topics.requests(model: configuration.modelName), client: client)
         } catch {
             throw APIError(refusal: error)
         }

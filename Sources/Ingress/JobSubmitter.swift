@@ -24,26 +24,36 @@ final class JobSubmitter: Sendable {
         case queueUnavailable
         /// The result store did not confirm the request in time, or refused it.
         case notRecorded(reason: String)
+        /// The client is over `rate` jobs per second; it may try again after this many seconds.
+        case rateLimited(rate: Double, retryAfter: Int)
     }
 
     private let client: MQTTClient
     private let ledger: JobQueryClient
     private let gauge: LedgerGauge
+    private let limiter: RateLimiter?
     private let timeout: Duration
     private let logger: Logger
 
-    /// `ledger` must be started; receipts arrive on its reply topic.
-    init(client: MQTTClient, ledger: JobQueryClient, gauge: LedgerGauge, timeout: Duration, logger: Logger) {
+    /// `ledger` must be started; receipts arrive on its reply topic. With a
+    /// `limiter`, each client (IP address) is held to its rate of jobs.
+    init(client: MQTTClient, ledger: JobQueryClient, gauge: LedgerGauge, limiter: RateLimiter?,
+         timeout: Duration, logger: Logger) {
         self.client = client
         self.ledger = ledger
         self.gauge = gauge
+        self.limiter = limiter
         self.timeout = timeout
         self.logger = logger
     }
 
-    /// Accepts `requests` (all or none as far as the caller is told),
-    /// publishing them on `topic` concurrently and waiting for every receipt.
-    func submit(_ requests: [JobRequest], to topic: String) async throws(Refusal) {
+    /// Accepts `requests` from `client` (its IP address; all or none as far as
+    /// the caller is told), publishing them on `topic` concurrently and waiting
+    /// for every receipt.
+    func submit(_ requests: [JobRequest], to topic: String, client address: String?) async throws(Refusal) {
+        if let limiter, let wait = limiter.take(address ?? "unknown", jobs: requests.count) {
+            throw .rateLimited(rate: limiter.rate, retryAfter: max(1, Int(wait.rounded(.up))))
+        }
         for admitted in 0..<requests.count {
             guard let refusal = gauge.admit() else { continue }
             for _ in 0..<admitted { gauge.release() }

@@ -1,7 +1,10 @@
 import Foundation
 
 /// A token bucket per client: each holds up to `burst` tokens and gains
-/// `rate` per second; a request takes one or is refused (HTTP 429).
+/// `rate` per second. A request for `n` jobs is let through when the bucket
+/// holds at least one token and takes `n` (the bucket may go into debt, so a
+/// TF Serving request with many examples passes once and then slows its
+/// client down); otherwise it is refused (HTTP 429, gRPC RESOURCE_EXHAUSTED).
 ///
 /// `@unchecked Sendable`: the buckets are only touched with `lock` held.
 final class RateLimiter: @unchecked Sendable {
@@ -24,7 +27,7 @@ final class RateLimiter: @unchecked Sendable {
 
     /// Takes a token for `client`. Returns `nil` if allowed, else the seconds
     /// until the next token (for `Retry-After`).
-    func take(_ client: String, now: Double = ProcessInfo.processInfo.systemUptime) -> Double? {
+    func take(_ client: String, jobs: Int = 1, now: Double = ProcessInfo.processInfo.systemUptime) -> Double? {
         lock.lock()
         defer { lock.unlock() }
         var bucket = buckets[client] ?? Bucket(tokens: burst, updated: now)
@@ -33,7 +36,7 @@ final class RateLimiter: @unchecked Sendable {
         defer { buckets[client] = bucket }
         if now - lastPrune > 60 { prune(now) }
         if bucket.tokens >= 1 {
-            bucket.tokens -= 1
+            bucket.tokens -= Double(max(1, jobs))
             return nil
         }
         return (1 - bucket.tokens) / rate

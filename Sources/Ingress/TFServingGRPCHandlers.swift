@@ -22,7 +22,8 @@ struct PredictionServiceHandler: Tensorflow_Serving_PredictionService.SimpleServ
             for name in inputs.keys where signature.input(named: name) == nil {
                 throw TFServingError.invalid("input tensor alias not found in signature: \(name). Inputs expected to be in the set {\(signature.inputs.map(\.name).joined(separator: ","))}.")
             }
-            var outputs = try await frontend.predict(resolved, signature: signatureName, inputs: inputs)
+            var outputs = try await frontend.predict(resolved, signature: signatureName, inputs: inputs,
+                                                     client: RPCFailure.clientAddress(context))
             if !request.outputFilter.isEmpty {
                 for name in request.outputFilter where !outputs.contains(where: { $0.name == name }) {
                     throw TFServingError.invalid("output tensor alias not found in signature: \(name)")
@@ -43,18 +44,18 @@ struct PredictionServiceHandler: Tensorflow_Serving_PredictionService.SimpleServ
             let signature = try TFServingFrontend.classificationSignature(request.modelSpec.signatureName, for: resolved.info)
             let spec = signature.inputs[0]
             var examples: [Tensorflow_Example] = []
-            var context: Tensorflow_Example?
+            var shared: Tensorflow_Example?
             switch request.input.kind {
             case .exampleList(let list)?: examples = list.examples
             case .exampleListWithContext(let list)?:
                 examples = list.examples
-                context = list.context
+                shared = list.context
             case nil: break
             }
             guard !examples.isEmpty else { throw TFServingError.invalid("Input is empty: no examples") }
             var parts: [Tensor] = []
             for (i, example) in examples.enumerated() {
-                guard let feature = example.features.feature[spec.name] ?? context?.features.feature[spec.name] else {
+                guard let feature = example.features.feature[spec.name] ?? shared?.features.feature[spec.name] else {
                     throw TFServingError.invalid("example \(i) has no feature '\(spec.name)'")
                 }
                 parts.append(try Self.tensor(feature, spec: spec, example: i))
@@ -63,7 +64,7 @@ struct PredictionServiceHandler: Tensorflow_Serving_PredictionService.SimpleServ
                 throw TFServingError.invalid("feature '\(spec.name)' has different lengths in different examples")
             }
             let input = PredictRequestBody.stack(parts)
-            let classified = try await frontend.classify(resolved, input: input)
+            let classified = try await frontend.classify(resolved, input: input, client: RPCFailure.clientAddress(context))
             var response = Tensorflow_Serving_ClassificationResponse()
             response.modelSpec = .init(model: resolved.model, version: resolved.version, signature: "classify")
             response.result.classifications = classified.map { classes in
@@ -156,6 +157,20 @@ struct ModelServiceHandler: Tensorflow_Serving_ModelService.SimpleServiceProtoco
 
 /// Turns a ``TFServing/TFServingError`` into the gRPC status with the same code.
 enum RPCFailure {
+    /// The caller's IP address from grpc-swift's peer description
+    /// (`ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`), for the rate limit.
+    static func clientAddress(_ context: ServerContext) -> String {
+        let peer = context.remotePeer
+        if peer.hasPrefix("ipv6:["), let end = peer.firstIndex(of: "]") {
+            return String(peer[peer.index(peer.startIndex, offsetBy: 6)..<end])
+        }
+        if peer.hasPrefix("ipv4:") {
+            let rest = peer.dropFirst(5)
+            return String(rest[..<(rest.lastIndex(of: ":") ?? rest.endIndex)])
+        }
+        return peer
+    }
+
     static func mapping<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()

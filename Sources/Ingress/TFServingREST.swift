@@ -20,11 +20,11 @@ struct TFServingREST: Sendable {
         self.logger = logger
     }
 
-    var responder: CallbackResponder<BasicRequestContext> {
-        CallbackResponder { request, _ in await self.respond(to: request) }
+    var responder: CallbackResponder<IngressRequestContext> {
+        CallbackResponder { request, context in await self.respond(to: request, client: context.clientAddress) }
     }
 
-    func respond(to request: Request) async -> Response {
+    func respond(to request: Request, client: String?) async -> Response {
         let path = request.uri.path
         let method = request.method.rawValue
         if !keys.isEmpty {
@@ -53,7 +53,7 @@ struct TFServingREST: Sendable {
             }
         }
         do {
-            return Self.json(try await frontend.rest(route, body: body), status: .ok)
+            return Self.json(try await frontend.rest(route, body: body, client: client), status: .ok)
         } catch {
             if error.code == .internal || error.code == .unavailable {
                 logger.error("TF Serving \(method) \(path): \(error.message)")
@@ -66,7 +66,7 @@ struct TFServingREST: Sendable {
         var response = json(.object([("error", .string(error.message))]),
                             status: HTTPResponse.Status(code: error.code.httpStatus))
         if error.code == .unavailable || error.code == .resourceExhausted {
-            response.headers[.retryAfter] = "1"
+            response.headers[.retryAfter] = String(error.retryAfter ?? 1)
         }
         return response
     }

@@ -74,6 +74,18 @@ public struct MQTTConfiguration: Sendable, Equatable {
         self.operationTimeout = operationTimeout
     }
 
+    /// `url` with the password of its user information replaced by `***`
+    /// (`mqtt://user:***@host:1883`), for logs and error messages. A text that
+    /// is not a URL with user information is returned as it is, except that
+    /// anything between `://` and the last `@` before the host is masked.
+    public static func redacting(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        let userInfo = url[scheme.upperBound..<at]
+        let user = userInfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+        let masked = userInfo.contains(":") ? "\(user):***" : user
+        return url[..<scheme.upperBound] + masked + url[at...]
+    }
+
     /// Creates a configuration from a URL: `mqtt://[user[:password]@]host[:port]` or
     /// `mqtts://…` (TLS against the system's CA store). Default ports are 1883 and 8883.
     /// User name and password are percent-decoded. Throws ``MQTTError/invalidURL(_:)``
@@ -81,19 +93,19 @@ public struct MQTTConfiguration: Sendable, Equatable {
     public init(url: String, clientID: String) throws {
         guard let components = URLComponents(string: url),
               let scheme = components.scheme?.lowercased()
-        else { throw MQTTError.invalidURL(url) }
+        else { throw MQTTError.invalidURL(Self.redacting(url)) }
         let secure: Bool
         switch scheme {
         case "mqtt", "tcp": secure = false
         case "mqtts", "ssl": secure = true
-        default: throw MQTTError.invalidURL(url)
+        default: throw MQTTError.invalidURL(Self.redacting(url))
         }
         guard let host = components.host, !host.isEmpty,
               components.path.isEmpty || components.path == "/",
               components.query == nil, components.fragment == nil
-        else { throw MQTTError.invalidURL(url) }
+        else { throw MQTTError.invalidURL(Self.redacting(url)) }
         let port = components.port ?? (secure ? 8883 : 1883)
-        guard (1...65535).contains(port) else { throw MQTTError.invalidURL(url) }
+        guard (1...65535).contains(port) else { throw MQTTError.invalidURL(Self.redacting(url)) }
         let user = components.user.flatMap { $0.isEmpty ? nil : $0 }
         self.init(
             host: host,

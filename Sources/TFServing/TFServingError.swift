@@ -31,10 +31,14 @@ public struct TFServingError: Error, Sendable, Equatable, CustomStringConvertibl
 
     public var code: Code
     public var message: String
+    /// Seconds after which the client may try again (REST `Retry-After`), for
+    /// `unavailable` and `resourceExhausted`.
+    public var retryAfter: Int?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, retryAfter: Int? = nil) {
         self.code = code
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     public var description: String { message }

@@ -152,16 +152,16 @@ def main():
                 f"message_size_limit 16777216\nlog_dest stderr\nlog_type error\nlog_type warning\n"
                 + ("user root\n" if os.getuid() == 0 else ""))
     broker = Service("mosquitto", ["/usr/sbin/mosquitto", "-c", conf], data)
-    common = ["--broker", f"mqtt://127.0.0.1:{mqtt_port}", "--model", args.model, "--labels", args.labels,
-              "--model-name", "soak", "--log-level", "info"]
+    common = ["--broker", f"mqtt://127.0.0.1:{mqtt_port}", "--log-level", "info"]
+    model = ["--model", args.model, "--labels", args.labels, "--model-name", "soak"]
     env_threads = str(max(1, (os.cpu_count() or 2) // args.workers))
     store = Service("store", [args.binary, "store"] + common + [
         "--database", os.path.join(data, "jobs.sqlite"), "--lease-seconds", str(args.lease)], data)
-    workers = [Service(f"worker-{i}", [args.binary, "worker"] + common + [
+    workers = [Service(f"worker-{i}", [args.binary, "worker"] + common + model + [
         "--client-id", f"soak-worker-{i}", "--threads", env_threads, "--heartbeat-seconds", "2"], data)
         for i in range(args.workers)]
     ingress = Service("ingress", [args.binary, "ingress"] + common + [
-        "--host", "127.0.0.1", "--port", str(http_port), "--client-id", "soak-ingress"], data)
+        "--model-name", "soak", "--host", "127.0.0.1", "--port", str(http_port), "--client-id", "soak-ingress"], data)
     everything = [ingress] + workers + [store, broker]
     base = f"http://127.0.0.1:{http_port}"
 

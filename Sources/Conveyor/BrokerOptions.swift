@@ -62,13 +62,3 @@ struct BrokerOptions: ParsableArguments {
         return config
     }
 }
-
-/// Reading settings from the environment.
-enum Environment {
-    static func string(_ name: String) -> String? {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
-        return value
-    }
-    static func int(_ name: String) -> Int? { string(name).flatMap { Int($0) } }
-    static func double(_ name: String) -> Double? { string(name).flatMap { Double($0) } }
-}

@@ -29,16 +29,16 @@ struct DeviceCommand: AsyncParsableCommand {
     @Option(help: "Broker URL: mqtt://host[:port] or mqtts://host[:port].")
     var broker = "mqtt://127.0.0.1:1883"
 
-    @Option(help: "Device account (its namespace is conveyor/v1/devices/<username>/).")
+    @Option(name: .customLong("mqtt-username"), help: "Device account (its namespace is conveyor/v1/devices/<account>/; its client id is the account's name).")
     var username: String?
 
-    @Option(help: "Password of the device account (prefer --password-file: a flag shows in `ps`).")
+    @Option(name: .customLong("mqtt-password"), help: "Password of the device account (prefer --mqtt-password-file: a flag shows in `ps`).")
     var password: String?
 
-    @Option(help: "File whose first line is the password.")
+    @Option(name: .customLong("mqtt-password-file"), help: "File whose first line is the password.")
     var passwordFile: String?
 
-    @Option(help: "CA certificate to trust for mqtts:// (default: the system's).")
+    @Option(name: .customLong("mqtt-ca"), help: "CA certificate to trust for mqtts:// (default: the system's).")
     var cafile: String?
 
     @Option(help: "Folder of JPEG files to send, in turn.")

@@ -10,12 +10,16 @@ import Worker
 /// `conveyor worker`: one stateless inference worker.
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run an inference worker.")
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var options: ServiceOptions
+    @OptionGroup(title: "Broker") var broker: BrokerOptions
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Worker") var options: WorkerOptions
+    @OptionGroup(title: "Limits") var images: ImageOptions
+    @OptionGroup(title: "Logging") var log: LogOptions
 
     func run() async throws {
-        let logger = options.logger("conveyor.worker")
-        let worker = try WorkerService(configuration: try options.workerConfiguration(broker: try broker.configuration(role: "worker")), logger: logger)
+        let logger = try log.logger("conveyor.worker")
+        let configuration = try options.configuration(broker: try broker.configuration(role: "worker"), model: model, images: images)
+        let worker = try WorkerService(configuration: configuration, logger: logger)
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
         try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
@@ -24,32 +28,37 @@ struct WorkerCommand: AsyncParsableCommand {
 /// `conveyor store`: the result store.
 struct StoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "store", abstract: "Run the result store.")
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var options: ServiceOptions
+    @OptionGroup(title: "Broker") var broker: BrokerOptions
+    @OptionGroup(title: "Store") var options: StoreOptions
+    @OptionGroup(title: "Logging") var log: LogOptions
 
     func run() async throws {
-        let logger = options.logger("conveyor.store")
-        let store = try ResultStoreService(configuration: options.storeConfiguration(broker: try broker.configuration(role: "store")), logger: logger)
+        let logger = try log.logger("conveyor.store")
+        let store = try ResultStoreService(configuration: options.configuration(broker: try broker.configuration(role: "store")),
+                                           logger: logger)
         try await ServiceGroup(services: [store], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }
 
-/// `conveyor ingress`: the HTTP API.
+/// `conveyor ingress`: the HTTP job API and TF Serving's REST and gRPC APIs.
+/// It never loads a model: what the models are comes from the workers'
+/// announcements.
 struct IngressCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ingress", abstract: "Run the HTTP ingress.")
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var options: ServiceOptions
+    @OptionGroup(title: "Broker") var broker: BrokerOptions
+    @OptionGroup(title: "Ingress") var options: IngressOptions
+    @OptionGroup(title: "Limits") var images: ImageOptions
+    @OptionGroup(title: "Logging") var log: LogOptions
+
+    @Option(help: "The model POST /predict and GET /predict/test go to, and /metadata and /label describe (env CONVEYOR_MODEL_NAME; default inception_v3).")
+    var modelName: String?
 
     func run() async throws {
-        let logger = options.logger("conveyor.ingress")
-        // With the model file, /metadata and /label describe it; with only a
-        // name, they come from the workers' announcements.
-        let model = options.hasModelFile ? try options.modelDescription() : nil
-        guard let name = model?.name ?? options.defaultModelName else {
-            throw ValidationError("pass --model PATH or --model-name NAME (the model POST /predict goes to)")
-        }
-        let ingress = IngressService(configuration: try options.ingressConfiguration(broker: try broker.configuration(role: "ingress"), modelName: name),
-                                     model: model, logger: logger)
+        let logger = try log.logger("conveyor.ingress")
+        let name = Setting.string(modelName, env: "CONVEYOR_MODEL_NAME") ?? "inception_v3"
+        let configuration = try options.configuration(broker: try broker.configuration(role: "ingress"), modelName: name,
+                                                      images: images)
+        let ingress = IngressService(configuration: configuration, model: nil, logger: logger)
         try await ServiceGroup(services: [ingress], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }

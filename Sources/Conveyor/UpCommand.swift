@@ -15,8 +15,13 @@ struct UpCommand: AsyncParsableCommand {
         commandName: "up",
         abstract: "Run the whole pipeline here: a private mosquitto on loopback (unless --broker), the result store, workers and the ingress on :8000."
     )
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var options: ServiceOptions
+    @OptionGroup(title: "Broker") var broker: BrokerOptions
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Worker") var worker: WorkerOptions
+    @OptionGroup(title: "Store") var store: StoreOptions
+    @OptionGroup(title: "Ingress") var ingress: IngressOptions
+    @OptionGroup(title: "Limits") var images: ImageOptions
+    @OptionGroup(title: "Logging") var log: LogOptions
 
     @Option(help: "Workers to start (env CONVEYOR_WORKERS; default 1).")
     var workers: Int?
@@ -27,14 +32,23 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "Folder for the private broker's files and the job database (env CONVEYOR_DATA_DIR; default ./conveyor-data).")
     var dataDir: String?
 
+    func validate() throws {
+        _ = try workerCount()
+        _ = try Setting.port(mqttPort, "mqtt-port", env: "CONVEYOR_MQTT_PORT")
+    }
+
+    private func workerCount() throws -> Int {
+        try Setting.int(workers, "workers", env: "CONVEYOR_WORKERS", in: 1...256) ?? 1
+    }
+
     func run() async throws {
-        let logger = options.logger("conveyor")
+        let logger = try log.logger("conveyor")
         let dir = dataDir ?? Environment.string("CONVEYOR_DATA_DIR") ?? "conveyor-data"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var brokerURL = broker.broker ?? Environment.string("CONVEYOR_BROKER")
         var privateBroker: BrokerProcess?
         if brokerURL == nil {
-            let port = mqttPort ?? Environment.int("CONVEYOR_MQTT_PORT") ?? 1883
+            let port = try Setting.port(mqttPort, "mqtt-port", env: "CONVEYOR_MQTT_PORT") ?? 1883
             let process = try BrokerProcess(port: port, directory: dir, logger: logger)
             try process.start()
             privateBroker = process
@@ -42,28 +56,32 @@ struct UpCommand: AsyncParsableCommand {
         }
         defer { privateBroker?.stop() }
 
-        var storeOptions = options.storeConfiguration(broker: try broker.configuration(role: "store", url: brokerURL))
-        if options.database == nil, Environment.string("CONVEYOR_DATABASE") == nil {
+        var storeOptions = try store.configuration(broker: try broker.configuration(role: "store", url: brokerURL))
+        if store.databasePath == nil {
             storeOptions.databasePath = (dir as NSString).appendingPathComponent("jobs.sqlite")
         }
-        let store = try ResultStoreService(configuration: storeOptions, logger: options.logger("conveyor.store"))
-        var services: [any Service] = [store]
+        let storeService = try ResultStoreService(configuration: storeOptions, logger: try log.logger("conveyor.store"))
+        var services: [any Service] = [storeService]
         var description: ModelDescription?
         var defaultModel: String?
-        for i in 0..<max(1, workers ?? Environment.int("CONVEYOR_WORKERS") ?? 1) {
-            var config = try options.workerConfiguration(broker: try broker.configuration(role: "worker\(i)", url: brokerURL))
+        for i in 0..<(try workerCount()) {
+            var config = try worker.configuration(broker: try broker.configuration(role: "worker\(i)", url: brokerURL),
+                                                  model: model, images: images)
             config.broker.clientID += "-\(i)"
-            let worker = try WorkerService(configuration: config, logger: options.logger("conveyor.worker"))
-            defaultModel = defaultModel ?? worker.modelName
-            if description == nil, let servable = worker.primaryServable {
-                description = ServiceOptions.describe(servable.model, name: servable.name, labels: servable.labels)
+            let service = try WorkerService(configuration: config, logger: try log.logger("conveyor.worker"))
+            defaultModel = defaultModel ?? service.modelName
+            if description == nil, let servable = service.primaryServable {
+                // The worker in this process has the model loaded already: describe it from there.
+                let s = servable.model.inputShape
+                description = ModelDescription(name: servable.name, version: Int(servable.version),
+                                               inputShape: [s.height, s.width, s.channels], labels: servable.labels.names)
             }
-            services.append(worker)
+            services.append(service)
         }
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
-        let ingressConfig = try options.ingressConfiguration(broker: try broker.configuration(role: "ingress", url: brokerURL),
-                                                         modelName: description?.name ?? defaultModel ?? "inception_v3")
-        services.append(IngressService(configuration: ingressConfig, model: description, logger: options.logger("conveyor.ingress")))
+        let ingressConfig = try ingress.configuration(broker: try broker.configuration(role: "ingress", url: brokerURL),
+                                                      modelName: description?.name ?? defaultModel ?? "inception_v3", images: images)
+        services.append(IngressService(configuration: ingressConfig, model: description, logger: try log.logger("conveyor.ingress")))
         logger.info("conveyor up: broker \(MQTTConfiguration.redacting(brokerURL!)), HTTP on \(ingressConfig.host):\(ingressConfig.port), jobs in \(storeOptions.databasePath); Ctrl-C stops everything")
         try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }

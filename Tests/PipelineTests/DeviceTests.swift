@@ -303,8 +303,8 @@ final class DeviceTests: XCTestCase {
         let (pipeline, secured) = try await setUpPipeline()
         let process = ServiceProcess(
             name: "device-sim",
-            arguments: ["device", "--broker", "mqtt://127.0.0.1:\(secured.authPort)", "--username", "cam-a",
-                        "--password-file", secured.passwordFile("cam-a"), "--images", Paths.images.path,
+            arguments: ["device", "--broker", "mqtt://127.0.0.1:\(secured.authPort)", "--mqtt-username", "cam-a",
+                        "--mqtt-password-file", secured.passwordFile("cam-a"), "--images", Paths.images.path,
                         "--rate", "20/s", "--count", "200", "--cameras", "2", "--model", Self.model, "--json", "--timeout", "30"],
             logFile: pipeline.directory.appendingPathComponent("device-sim.log"))
         let started = Date()
@@ -336,8 +336,8 @@ final class DeviceTests: XCTestCase {
         // the workers' 2,000,000-byte limit here: those 3 of 20 are answered failed, not lost.
         let v311 = ServiceProcess(
             name: "device-sim-v311",
-            arguments: ["device", "--broker", "mqtt://127.0.0.1:\(secured.authPort)", "--username", "cam-b",
-                        "--password-file", secured.passwordFile("cam-b"), "--images", Paths.images.path,
+            arguments: ["device", "--broker", "mqtt://127.0.0.1:\(secured.authPort)", "--mqtt-username", "cam-b",
+                        "--mqtt-password-file", secured.passwordFile("cam-b"), "--images", Paths.images.path,
                         "--rate", "10", "--count", "20", "--v311", "--model", Self.model, "--timeout", "30"],
             logFile: pipeline.directory.appendingPathComponent("device-sim-v311.log"))
         try v311.start()

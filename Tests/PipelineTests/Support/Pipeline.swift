@@ -104,10 +104,19 @@ final class Pipeline: @unchecked Sendable {
         shutDown()
     }
 
-    /// `--broker`, `--model`, `--labels`: what every service is given.
+    /// `--broker` and `--log-level`: what every service is given.
     var commonArguments: [String] {
-        ["--broker", brokerURL, "--model", model, "--labels", labels, "--log-level", "info"]
-            + (modelName.map { ["--model-name", $0] } ?? []) + serviceArguments
+        ["--broker", brokerURL, "--log-level", "info"]
+    }
+
+    /// What a worker serves: `--model`, `--labels`, `--model-name`, then `serviceArguments`.
+    var workerModelArguments: [String] {
+        ["--model", model, "--labels", labels] + (modelName.map { ["--model-name", $0] } ?? []) + serviceArguments
+    }
+
+    /// The ingress's default model: `--model-name`, then `serviceArguments`.
+    var ingressModelArguments: [String] {
+        (modelName.map { ["--model-name", $0] } ?? []) + serviceArguments
     }
 
     private func logFile(_ service: String) -> URL { directory.appendingPathComponent("\(service).log") }
@@ -146,7 +155,7 @@ final class Pipeline: @unchecked Sendable {
     func launchWorker(clientID: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws -> ServiceProcess {
         let process = ServiceProcess(
             name: clientID,
-            arguments: ["worker"] + commonArguments + ["--client-id", clientID] + extraArguments
+            arguments: ["worker"] + commonArguments + workerModelArguments + ["--client-id", clientID] + extraArguments
                 + roleArguments["worker", default: []],
             logFile: logFile(clientID),
             environment: ServiceProcess.childEnvironment().merging(environment) { $1 })
@@ -159,7 +168,7 @@ final class Pipeline: @unchecked Sendable {
         let port = try Ports.free()
         let process = ServiceProcess(
             name: spec.name,
-            arguments: ["ingress"] + commonArguments + roleArguments["ingress", default: []]
+            arguments: ["ingress"] + commonArguments + ingressModelArguments + roleArguments["ingress", default: []]
                 + ["--host", "127.0.0.1", "--port", String(port), "--client-id", "\(spec.name)-\(port)"]
                 + spec.extraArguments,
             logFile: logFile(spec.name))

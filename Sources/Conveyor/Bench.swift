@@ -46,15 +46,23 @@ struct Bench: ParsableCommand {
             let input = (0..<(size * model.inputShape.count)).map { _ in Float(generator.nextUnit()) * 2 - 1 }
             var output = [Float](repeating: 0, count: size * model.outputCount)
             var times: [Double] = []
+            Self.progress("batch \(size): warming up (\(warmup) run(s))")
             input.withUnsafeBufferPointer { i in
                 output.withUnsafeMutableBufferPointer { o in
                     for _ in 0..<warmup { session.run(input: i.baseAddress!, batch: size, output: o.baseAddress!) }
                     let began = DispatchTime.now().uptimeNanoseconds
+                    var reported = began
                     while times.count < runs || Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9 < seconds {
                         let t0 = DispatchTime.now().uptimeNanoseconds
                         session.run(input: i.baseAddress!, batch: size, output: o.baseAddress!)
-                        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                        let t1 = DispatchTime.now().uptimeNanoseconds
+                        times.append(Double(t1 - t0) / 1e6)
                         if times.count >= 1000 { break }
+                        // A line a second on stderr while a batch size runs: long runs show they are alive.
+                        if t1 - reported >= 1_000_000_000 {
+                            reported = t1
+                            Self.progress(String(format: "batch %d: %d run(s) timed, last %.1f ms", size, times.count, times.last!))
+                        }
                     }
                 }
             }
@@ -71,6 +79,7 @@ struct Bench: ParsableCommand {
                 let row = String(format: "%5d  %5d   %8.2f / %8.2f / %8.2f   %8.2f   %8.1f   %7.1f",
                                  size, times.count, times.first!, median, times.last!, perImage, 1000 / perImage, gflops)
                 print(row)
+                fflush(nil)  // the row now, also when standard output is a pipe
             }
         }
         if profile { printProfile(model: model, session: session, batch: sizes.last!) }
@@ -90,6 +99,11 @@ struct Bench: ParsableCommand {
 }
 
 extension Bench {
+    /// A progress line on standard error (standard output keeps the table or the JSON).
+    static func progress(_ line: String) {
+        FileHandle.standardError.write(Data("bench: \(line)\n".utf8))
+    }
+
     /// Times each node of a few runs through the session's observe hook.
     func printProfile(model: Model, session: Session, batch size: Int) {
         let kinds = Dictionary(uniqueKeysWithValues: zip(model.layerNames, model.layerKinds))

@@ -13,6 +13,8 @@ final class BenchCommandTests: XCTestCase {
             "--threads", "2", "--json",
         ])
         XCTAssertEqual(status, 0, output)
+        // Each batch size says it started, on standard error, before its figures exist.
+        XCTAssertTrue(output.contains("bench: batch 1: warming up") && output.contains("bench: batch 2: warming up"), output)
         // Standard error (the log) shares the output: the report is the JSON object in it.
         let start = try XCTUnwrap(output.range(of: "{\n")?.lowerBound, output)
         let end = try XCTUnwrap(output.range(of: "}", options: .backwards)?.upperBound)

@@ -133,6 +133,14 @@ let package = Package(
         ),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "MQTT"]),
         .testTarget(name: "TFServingTests", dependencies: ["TFServing"]),
+        .testTarget(
+            name: "IngressTests",
+            dependencies: [
+                "Ingress", "Jobs", "MQTT",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "ModelRepositoryTests", dependencies: ["ModelRepository"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestBroker"]),
         .testTarget(name: "DeploymentTests"),

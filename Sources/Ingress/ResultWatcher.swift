@@ -55,29 +55,35 @@ final class ResultWatcher: @unchecked Sendable {
     /// Delivers results from the subscription until it ends.
     func run(_ subscription: MQTTSubscription, logger: Logger) async {
         for await message in subscription {
-            guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)),
-                  result.status.isTerminal else { continue }
-            let waiting: [CheckedContinuation<JobResult?, Never>] = lock.withLock {
-                remember(result)
-                guard let boxes = mailboxes[result.jobID] else { return [] }
-                var wake: [CheckedContinuation<JobResult?, Never>] = []
-                for (token, box) in boxes {
-                    switch box {
-                    case .waiting(let continuation):
-                        wake.append(continuation)
-                        mailboxes[result.jobID]?[token] = nil
-                    case .empty:
-                        mailboxes[result.jobID]?[token] = .delivered(result)
-                    case .delivered:
-                        break
-                    }
-                }
-                if mailboxes[result.jobID]?.isEmpty == true { mailboxes[result.jobID] = nil }
-                return wake
-            }
-            for continuation in waiting { continuation.resume(returning: result) }
+            guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)) else { continue }
+            deliver(result)
         }
         logger.debug("result subscription ended")
+    }
+
+    /// Hands a terminal result to the long polls registered for its job, and
+    /// remembers it for polls that register later. Other statuses are ignored.
+    func deliver(_ result: JobResult) {
+        guard result.status.isTerminal else { return }
+        let waiting: [CheckedContinuation<JobResult?, Never>] = lock.withLock {
+            remember(result)
+            guard let boxes = mailboxes[result.jobID] else { return [] }
+            var wake: [CheckedContinuation<JobResult?, Never>] = []
+            for (token, box) in boxes {
+                switch box {
+                case .waiting(let continuation):
+                    wake.append(continuation)
+                    mailboxes[result.jobID]?[token] = nil
+                case .empty:
+                    mailboxes[result.jobID]?[token] = .delivered(result)
+                case .delivered:
+                    break
+                }
+            }
+            if mailboxes[result.jobID]?.isEmpty == true { mailboxes[result.jobID] = nil }
+            return wake
+        }
+        for continuation in waiting { continuation.resume(returning: result) }
     }
 
     /// Keeps `result` among the recent ones (call with `lock` held). The first

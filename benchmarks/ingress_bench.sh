@@ -64,7 +64,7 @@ run_once() {
   local bin="$1" dir="$work/run-$RANDOM"
   mkdir -p "$dir"
   local mqtt http; mqtt="$(free_port)"; http="$(free_port)"
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\nmessage_size_limit 16777216\n%s' \
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 100000\nmessage_size_limit 16777216\n%s' \
     "$mqtt" "$( [ "$(id -u)" = 0 ] && echo 'user root' )" > "$dir/mosquitto.conf"
   /usr/sbin/mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 & pids+=($!); local broker=$!
   sleep 0.3

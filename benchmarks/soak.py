@@ -147,7 +147,7 @@ def main():
     mqtt_port, http_port = free_port(), free_port()
     conf = os.path.join(data, "mosquitto.conf")
     with open(conf, "w") as f:
-        f.write(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f.write(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\n"
                 f"persistence_location {data}/\nautosave_interval 5\nmax_queued_messages 10000\n"
                 f"message_size_limit 16777216\nlog_dest stderr\nlog_type error\nlog_type warning\n"
                 + ("user root\n" if os.getuid() == 0 else ""))

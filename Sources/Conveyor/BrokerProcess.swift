@@ -38,6 +38,8 @@ final class BrokerProcess {
             "persistence true",
             "persistence_location \(directory)/",
             "autosave_interval 5",
+            // Small messages (receipts, PUBACKs) go out at once, not after a delayed ACK.
+            "set_tcp_nodelay true",
             "message_size_limit 16777216",
             "max_queued_messages 10000",
             "log_dest stderr",

@@ -65,6 +65,8 @@ public final class MosquittoBroker: @unchecked Sendable {
         if getuid() == 0 {
             lines.append("user root")
         }
+        // As the shipped mosquitto.conf: small messages go out at once (no Nagle delay).
+        lines.append("set_tcp_nodelay true")
         if persistence {
             lines.append("persistence true")
             lines.append("persistence_location \(directory.path)/")

@@ -10,7 +10,7 @@ import Worker
 
 /// Settings shared by the service commands, each also read from the environment.
 struct ServiceOptions: ParsableArguments {
-    @Option(help: "Keras HDF5 model or the InceptionV3 weights file (env CONVEYOR_MODEL).")
+    @Option(help: "Keras model (.h5 or .keras) or the InceptionV3 weights file (env CONVEYOR_MODEL).")
     var model: String?
 
     @Option(help: "Name requests use for the model (env CONVEYOR_MODEL_NAME; default: the model's own name).")

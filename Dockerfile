@@ -3,7 +3,7 @@
 # ---- build stage
 FROM swift:6.1-bookworm AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      pkg-config libopenblas-dev libturbojpeg0-dev libhdf5-dev libmosquitto-dev libsqlite3-dev \
+      pkg-config libopenblas-dev libturbojpeg0-dev libhdf5-dev libmosquitto-dev libsqlite3-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift openapi.yaml ./
@@ -17,7 +17,7 @@ RUN swift build -c release --product conveyor --static-swift-stdlib \
 # compose.yaml's health check of the ingress (GET /health)
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libopenblas0-pthread libturbojpeg0 libhdf5-103-1 libmosquitto1 libsqlite3-0 ca-certificates curl \
+      libopenblas0-pthread libturbojpeg0 libhdf5-103-1 libmosquitto1 libsqlite3-0 zlib1g ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home --uid 10001 conveyor
 COPY --from=build /out/conveyor /usr/local/bin/conveyor

@@ -30,11 +30,12 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The inference engine.
         .target(
             name: "Inception",
-            dependencies: ["COpenBLAS", "CTurboJPEG", "CHDF5"],
+            dependencies: ["COpenBLAS", "CTurboJPEG", "CHDF5", "CZlib"],
             swiftSettings: optimised
         ),
         // MQTT over libmosquitto, used by every service.
@@ -132,7 +133,7 @@ let package = Package(
             swiftSettings: optimised
         ),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "MQTT"]),
-        .testTarget(name: "TFServingTests", dependencies: ["TFServing"]),
+        .testTarget(name: "TFServingTests", dependencies: ["TFServing", "Jobs"]),
         .testTarget(
             name: "IngressTests",
             dependencies: [

@@ -8,6 +8,7 @@ packages=(
   libopenblas-dev      # COpenBLAS: sgemm for every convolution
   libturbojpeg0-dev    # CTurboJPEG: JPEG decoding
   libhdf5-dev          # CHDF5: Keras model and weights files
+  zlib1g-dev           # CZlib: deflated entries of Keras 3 .keras archives
   libmosquitto-dev     # CMosquitto: MQTT client
   libsqlite3-dev       # GRDB: the result store's database
   mosquitto            # the broker (conveyor up and the tests start their own)

@@ -36,7 +36,7 @@ struct ConveyorCommand: AsyncParsableCommand {
 
 /// Options every engine command takes.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Path to a Keras HDF5 model, or the InceptionV3 weights file (env CONVEYOR_MODEL).")
+    @Option(help: "Path to a Keras model (.h5 or .keras), or the InceptionV3 weights file (env CONVEYOR_MODEL).")
     var model: String?
 
     @Option(help: "Threads for inference (default: all cores, env CONVEYOR_THREADS).")

@@ -3,7 +3,7 @@ import ModelRepository
 
 /// What a worker serves: one model file, or a TF Serving model repository.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Keras HDF5 model or the InceptionV3 weights file, served as version 0 (env CONVEYOR_MODEL).")
+    @Option(help: "Keras model (.h5 or .keras) or the InceptionV3 weights file, served as version 0 (env CONVEYOR_MODEL).")
     var model: String?
 
     @Option(help: "Name requests use for the model (env CONVEYOR_MODEL_NAME; default: the model's own name).")

@@ -79,7 +79,12 @@ public final class TFServingFrontend: Sendable {
         guard let spec = signature.inputs.first, let input = inputs[spec.name] else {
             throw .invalid("Missing input '\(signature.inputs.first?.name ?? "")'")
         }
-        let results = try await run(resolved, examples: try examples(input, info: resolved.info), client: client)
+        let batched = resolved.info.kind == .tensor ? try TensorModelIO.batched(input, info: resolved.info, name: spec.name) : input
+        let results = try await run(resolved, examples: try examples(batched, info: resolved.info), client: client)
+        if resolved.info.kind == .tensor {
+            // The model's own output, as is.
+            return [(signature.outputs[0].name, try TensorModelIO.output(results, info: resolved.info))]
+        }
         let batch = results.count
         var outputs: [(String, Tensor)] = []
         for output in signature.outputs {
@@ -146,15 +151,11 @@ public final class TFServingFrontend: Sendable {
             }
             return images
         case .tensor:
-            guard case .numbers(let numbers) = input.values else {
-                throw .invalid("Input 'images' must be numbers, got \(input.dtype.rawValue)")
+            // Shaped [batch] + inputShape by TensorModelIO.batched.
+            guard case .numbers(let numbers) = input.values, Array(input.shape.dropFirst()) == info.inputShape else {
+                throw .invalid("Input must be a DT_FLOAT tensor of shape \([-1] + info.inputShape), got \(input.dtype.rawValue) of shape \(input.shape)")
             }
             let size = info.inputShape.reduce(1, *)
-            let inner = Array(input.shape.dropFirst())
-            let accepted = [[size], Array(info.inputShape.prefix(2)), info.inputShape]
-            guard accepted.contains(inner) else {
-                throw .invalid("Input 'images' must be of shape [-1, \(size)], [-1, \(info.inputShape.prefix(2).map(String.init).joined(separator: ", "))] or [-1, \(info.inputShape.map(String.init).joined(separator: ", "))], got \(input.shape)")
-            }
             let floats = numbers.map { Float($0) }
             return (0..<batch).map { .tensor(Array(floats[($0 * size)..<(($0 + 1) * size)])) }
         }

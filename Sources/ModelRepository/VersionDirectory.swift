@@ -5,7 +5,7 @@ import Foundation
 public struct VersionDirectory: Sendable, Equatable {
     public var version: Int64
     public var path: String
-    /// The Keras HDF5 file to load, or why there is none.
+    /// The Keras model file to load, or why there is none.
     public var modelFile: Result<String, ModelConfigError>
 
     /// The version folders under `basePath`: subfolders whose whole name is a
@@ -26,15 +26,21 @@ public struct VersionDirectory: Sendable, Equatable {
         return found.sorted { $0.version > $1.version }
     }
 
-    /// `model.h5` if present, else the only `*.h5` file in the folder.
+    /// `model.keras` or `model.h5` if present (not both), else the only Keras
+    /// model file (`*.keras`, `*.h5` or `*.hdf5`) in the folder.
     static func modelFile(in folder: String) -> Result<String, ModelConfigError> {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
-        if files.contains("model.h5") { return .success((folder as NSString).appendingPathComponent("model.h5")) }
-        let h5 = files.filter { $0.hasSuffix(".h5") || $0.hasSuffix(".hdf5") }
-        switch h5.count {
-        case 1: return .success((folder as NSString).appendingPathComponent(h5[0]))
-        case 0: return .failure(ModelConfigError("no Keras HDF5 file (*.h5) in \(folder)"))
-        default: return .failure(ModelConfigError("\(h5.count) HDF5 files in \(folder) (\(h5.joined(separator: ", "))): name the one to serve model.h5"))
+        func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
+        let named = files.filter { $0 == "model.keras" || $0 == "model.h5" }
+        if named.count == 2 {
+            return .failure(ModelConfigError("both model.h5 and model.keras in \(folder): keep the one to serve"))
+        }
+        if let name = named.first { return .success(path(name)) }
+        let models = files.filter { $0.hasSuffix(".keras") || $0.hasSuffix(".h5") || $0.hasSuffix(".hdf5") }
+        switch models.count {
+        case 1: return .success(path(models[0]))
+        case 0: return .failure(ModelConfigError("no Keras model file (*.keras or *.h5) in \(folder)"))
+        default: return .failure(ModelConfigError("\(models.count) Keras model files in \(folder) (\(models.joined(separator: ", "))): name the one to serve model.keras or model.h5"))
         }
     }
 }

@@ -10,10 +10,10 @@
 ///   top 5, best first.
 /// - `classify` (method classify): the same as `scores`, for `:classify`.
 ///
-/// Tensor models (1-channel input, e.g. LeNet on MNIST):
-/// - `serving_default` and `predict_images`: `images` (DT_FLOAT, 784 numbers
-///   or H×W or H×W×1 per example) → `scores` (DT_FLOAT, one per class).
-/// - `classify`: `images` → `classes`, `scores`, every class, best first.
+/// Tensor models (any other Keras model: the quickstart's 28×28 input,
+/// LeNet's 28×28×1, vectors): the signature TF Serving has for the model's
+/// SavedModel export, under `serving_default` (and `serve` for Keras 3),
+/// with the model's own input and output names and shapes, DT_FLOAT.
 public enum ModelSignatures {
     /// Classes returned by the `scores` and `classify` signatures of image models.
     public static let imageTopK = 5
@@ -32,17 +32,7 @@ public enum ModelSignatures {
                 "classify": Signature(inputs: [image], outputs: top, method: Signature.classifyMethod),
             ]
         case .tensor:
-            let size = info.inputShape.reduce(1, *)
-            let images = Spec(name: "images", dtype: .float, shape: [-1, size])
-            let scores = Spec(name: "scores", dtype: .float, shape: [-1, info.classes])
-            let predict = Signature(inputs: [images], outputs: [scores])
-            return [
-                Signature.defaultKey: predict,
-                "predict_images": predict,
-                "classify": Signature(inputs: [images],
-                                      outputs: [Spec(name: "classes", dtype: .string, shape: [-1, info.classes]), scores],
-                                      method: Signature.classifyMethod),
-            ]
+            return tensorSignatures(for: info)
         }
     }
 

@@ -46,6 +46,36 @@ public struct ServableAnnouncement: Sendable, Codable, Equatable {
         case tensor
     }
 
+    /// A tensor model's signature as Keras exports the model for TF Serving
+    /// (see ``Inception/KerasExport``): the keys it is under, its input and
+    /// output names, the output's shape per example, and how an input not
+    /// shaped `[batch] + inputShape` is still taken.
+    public struct TensorSignature: Sendable, Codable, Equatable {
+        /// How the model's leading `Flatten` reshapes its input.
+        public enum Flatten: String, Sendable, Codable {
+            /// To `[-1, n]`: any tensor of a multiple of `n` values, as size / n examples.
+            case anySize = "any_size"
+            /// To `[d0, n]`: dimension 0 is the batch, the rest holds `n` values per example.
+            case firstDimension = "first_dimension"
+        }
+
+        /// `serving_default` (and `serve` for a Keras 3 export).
+        public var keys: [String]
+        public var input: String
+        public var output: String
+        public var outputShape: [Int]
+        /// nil: the input must be shaped `[batch] + inputShape`.
+        public var flatten: Flatten?
+
+        public init(keys: [String], input: String, output: String, outputShape: [Int], flatten: Flatten? = nil) {
+            self.keys = keys
+            self.input = input
+            self.output = output
+            self.outputShape = outputShape
+            self.flatten = flatten
+        }
+    }
+
     /// One version of one model on this worker.
     public struct Version: Sendable, Codable, Equatable {
         public var version: Int64
@@ -53,14 +83,19 @@ public struct ServableAnnouncement: Sendable, Codable, Equatable {
         /// Why loading failed (state END).
         public var error: String?
         public var kind: InputKind
-        /// Height, width, channels.
+        /// Per example: height, width, channels for images; the model's
+        /// own input shape for tensor models (`[28, 28]`, `[784]`).
         public var inputShape: [Int]
+        /// Values per example in the model's output.
         public var classes: Int
         /// The class names results use, by class index.
         public var classNames: [String]
+        /// Set for tensor models.
+        public var tensorSignature: TensorSignature?
 
         public init(version: Int64, state: State, error: String? = nil, kind: InputKind = .image,
-                    inputShape: [Int] = [], classes: Int = 0, classNames: [String] = []) {
+                    inputShape: [Int] = [], classes: Int = 0, classNames: [String] = [],
+                    tensorSignature: TensorSignature? = nil) {
             self.version = version
             self.state = state
             self.error = error
@@ -68,6 +103,7 @@ public struct ServableAnnouncement: Sendable, Codable, Equatable {
             self.inputShape = inputShape
             self.classes = classes
             self.classNames = classNames
+            self.tensorSignature = tensorSignature
         }
     }
 

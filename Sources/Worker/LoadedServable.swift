@@ -8,7 +8,8 @@ public final class LoadedServable: Sendable {
     public let version: Int64
     public let model: Model
     public let labels: Labels
-    /// Images for 3-channel models; number tensors for 1-channel ones (LeNet).
+    /// Images for models of an H×W×3 input; tensors of the model's own
+    /// input shape for the others (LeNet's 28×28×1, the quickstart's 28×28).
     public let kind: ServableAnnouncement.InputKind
 
     public init(name: String, version: Int64, model: Model, labels: Labels?) {
@@ -16,13 +17,24 @@ public final class LoadedServable: Sendable {
         self.version = version
         self.model = model
         self.labels = labels ?? .indices(model.outputCount)
-        kind = model.inputShape.channels == 3 ? .image : .tensor
+        kind = model.takesImages && model.inputShape.channels == 3 ? .image : .tensor
     }
 
     /// The announcement entry for this version in `state`.
     public func announced(_ state: ServableAnnouncement.State) -> ServableAnnouncement.Version {
-        let s = model.inputShape
-        return .init(version: version, state: state, kind: kind, inputShape: [s.height, s.width, s.channels],
-                     classes: model.outputCount, classNames: labels.names)
+        .init(version: version, state: state, kind: kind, inputShape: model.inputDims,
+              classes: model.outputCount, classNames: labels.names, tensorSignature: tensorSignature)
+    }
+
+    /// A tensor model's signature, as Keras exports the model.
+    private var tensorSignature: ServableAnnouncement.TensorSignature? {
+        guard kind == .tensor, let export = model.export else { return nil }
+        return .init(keys: export.signatureKeys, input: export.inputName, output: export.outputName,
+                     outputShape: model.outputDims, flatten: export.flatten.map { flatten in
+                         switch flatten {
+                         case .anySize: .anySize
+                         case .firstDimension: .firstDimension
+                         }
+                     })
     }
 }

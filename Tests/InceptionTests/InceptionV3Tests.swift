@@ -75,7 +75,7 @@ final class InceptionV3Tests: XCTestCase {
         let images = try XCTUnwrap(manifest["images"] as? [String: [String: Any]])
         for (name, file) in jpegs {
             let jpeg = try SharedData.image(file)
-            let input = try classifier.preprocessor.prepare(jpeg)
+            let input = try XCTUnwrap(classifier.preprocessor).prepare(jpeg)
             let want = try reference(name, "input")
             let meanAbs = zip(input, want).reduce(0) { $0 + abs($1.0 - $1.1) } / Float(want.count)
             XCTAssertLessThan(meanAbs, 2e-3, "\(name): input tensor")

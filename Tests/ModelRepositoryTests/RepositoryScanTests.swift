@@ -33,9 +33,22 @@ final class RepositoryScanTests: XCTestCase {
         XCTAssertEqual(found.map(\.version), [4, 3, 2, 1])
         XCTAssertEqual(try found[3].modelFile.get(), root.appendingPathComponent("m/1/weights.h5").path)
         XCTAssertEqual(try found[2].modelFile.get(), root.appendingPathComponent("m/2/model.h5").path)
-        XCTAssertThrowsError(try found[1].modelFile.get()) { XCTAssertTrue("\($0)".contains("2 HDF5 files")) }
-        XCTAssertThrowsError(try found[0].modelFile.get()) { XCTAssertTrue("\($0)".contains("no Keras HDF5 file")) }
+        XCTAssertThrowsError(try found[1].modelFile.get()) { XCTAssertTrue("\($0)".contains("2 Keras model files")) }
+        XCTAssertThrowsError(try found[0].modelFile.get()) { XCTAssertTrue("\($0)".contains("no Keras model file")) }
         XCTAssertEqual(VersionDirectory.scan(root.appendingPathComponent("missing").path), [])
+    }
+
+    func testKerasArchivesAreModelFilesToo() throws {
+        try makeVersion("k", "1", files: ["quickstart.keras"])
+        try makeVersion("k", "2", files: ["model.keras", "older.h5"])
+        try makeVersion("k", "3", files: ["model.keras", "model.h5"])
+        try makeVersion("k", "4", files: ["a.keras", "b.h5"])
+        let found = VersionDirectory.scan(root.appendingPathComponent("k").path)
+        XCTAssertEqual(found.map(\.version), [4, 3, 2, 1])
+        XCTAssertEqual(try found[3].modelFile.get(), root.appendingPathComponent("k/1/quickstart.keras").path)
+        XCTAssertEqual(try found[2].modelFile.get(), root.appendingPathComponent("k/2/model.keras").path)
+        XCTAssertThrowsError(try found[1].modelFile.get()) { XCTAssertTrue("\($0)".contains("both model.h5 and model.keras"), "\($0)") }
+        XCTAssertThrowsError(try found[0].modelFile.get()) { XCTAssertTrue("\($0)".contains("2 Keras model files"), "\($0)") }
     }
 
     func testSnapshotAppliesEachModelsPolicy() throws {

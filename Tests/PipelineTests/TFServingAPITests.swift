@@ -2,13 +2,15 @@ import Foundation
 import XCTest
 
 /// TF Serving's REST API end to end: a model repository with InceptionV3,
-/// MobileNetV2 and two versions of LeNet served from one config file by a real
-/// `conveyor worker`, and `conveyor ingress` answering `/v1/models/…` over a
-/// socket. Every prediction goes through mosquitto and the worker.
+/// MobileNetV2, two versions of LeNet and TensorFlow's quickstart model
+/// (Keras 2 `.h5`, Keras 3 `.keras`, and a `.keras` with a layer Conveyor does
+/// not have) served from one config file by a real `conveyor worker`, and
+/// `conveyor ingress` answering `/v1/models/…` over a socket. Every
+/// prediction goes through mosquitto and the worker.
 final class TFServingAPITests: XCTestCase {
     /// One deployment for the whole class (loading three models takes a while).
     nonisolated(unsafe) private static var shared: (pipeline: Pipeline, repository: URL, rest: HTTPClient)?
-    nonisolated(unsafe) private static var ports: (rest: Int, grpc: Int) = (0, 0)
+    nonisolated(unsafe) static var ports: (rest: Int, grpc: Int) = (0, 0)
     private static let lock = NSLock()
 
     override class func tearDown() {
@@ -18,7 +20,7 @@ final class TFServingAPITests: XCTestCase {
         super.tearDown()
     }
 
-    private func deployment() async throws -> (pipeline: Pipeline, repository: URL, rest: HTTPClient) {
+    func deployment() async throws -> (pipeline: Pipeline, repository: URL, rest: HTTPClient) {
         if let shared = Self.lock.withLock({ Self.shared }) { return shared }
         let pipeline = try Pipeline(name: "tfserving")
         let repository = pipeline.directory.appendingPathComponent("models", isDirectory: true)
@@ -30,6 +32,11 @@ final class TFServingAPITests: XCTestCase {
             try Self.makeVersion(repository, "mnist", version, model: Self.lenet, labels: nil)
             try Self.makeVersion(repository, "mnist_reload", version, model: Self.lenet, labels: nil)
         }
+        try Self.makeVersion(repository, "mnist_quickstart", 1, model: Self.quickstart("model.h5"), labels: nil)
+        try Self.makeVersion(repository, "mnist_keras3", 1, model: Self.quickstart("model.keras"), labels: nil, file: "model.keras")
+        let unsupported = pipeline.directory.appendingPathComponent("unsupported.keras").path
+        try Self.archiveWithUnsupportedLayer(unsupported, in: pipeline.directory)
+        try Self.makeVersion(repository, "mnist_unsupported", 1, model: unsupported, labels: nil, file: "model.keras")
         let config = repository.appendingPathComponent("models.config")
         try Data("""
         model_config_list {
@@ -49,6 +56,9 @@ final class TFServingAPITests: XCTestCase {
             model_version_policy { latest { num_versions: 2 } }
             version_labels { key: 'stable' value: 1 }
           }
+          config { name: 'mnist_quickstart' base_path: 'mnist_quickstart' model_platform: 'tensorflow' }
+          config { name: 'mnist_keras3' base_path: 'mnist_keras3' model_platform: 'tensorflow' }
+          config { name: 'mnist_unsupported' base_path: 'mnist_unsupported' model_platform: 'tensorflow' }
         }
         """.utf8).write(to: config)
         let restPort = try Ports.free()
@@ -59,14 +69,15 @@ final class TFServingAPITests: XCTestCase {
             workerArguments: ["--model-config-file", config.path, "--file-system-poll-seconds", "0.3"],
             ingresses: [.init(name: "ingress", extraArguments: ["--rest-port", String(restPort), "--grpc-port", String(grpcPort)])])
         let rest = HTTPClient(port: restPort)
-        // The worker loads the versions after subscribing; wait for all six.
+        // The worker loads the versions after subscribing; wait for all eight, and the one it refuses.
         try await Self.waitFor("every version available", pipeline) {
             var available = 0
-            for model in ["inception_v3", "mobilenet_v2", "mnist", "mnist_reload"] {
+            for model in ["inception_v3", "mobilenet_v2", "mnist", "mnist_reload", "mnist_quickstart", "mnist_keras3"] {
                 let reply = try await rest.get("/v1/models/\(model)")
                 available += Self.states(reply).filter { $0.1 == "AVAILABLE" }.count
             }
-            return available == 6
+            let refused = Self.states(try await rest.get("/v1/models/mnist_unsupported")).map(\.1) == ["END"]
+            return available == 8 && refused
         }
         Self.lock.withLock { Self.shared = (pipeline, repository, rest) }
         return (pipeline, repository, rest)
@@ -75,10 +86,10 @@ final class TFServingAPITests: XCTestCase {
     static let lenet = Paths.shared.appendingPathComponent("models/mnist_lenet/mnist_lenet.h5").path
 
     static func makeVersion(_ repository: URL, _ model: String, _ version: Int, model file: String,
-                            labels: (String, String)?) throws {
+                            labels: (String, String)?, file name: String = "model.h5") throws {
         let folder = repository.appendingPathComponent("\(model)/\(version)", isDirectory: true)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent("model.h5").path, withDestinationPath: file)
+        try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent(name).path, withDestinationPath: file)
         if let (name, path) = labels {
             try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent(name).path, withDestinationPath: path)
         }
@@ -103,7 +114,7 @@ final class TFServingAPITests: XCTestCase {
         throw PipelineError("timed out waiting for \(what)\n\(pipeline.diagnostics())")
     }
 
-    private func post(_ rest: HTTPClient, _ path: String, _ json: Any) async throws -> HTTPReply {
+    func post(_ rest: HTTPClient, _ path: String, _ json: Any) async throws -> HTTPReply {
         try await rest.post(path, body: try JSONSerialization.data(withJSONObject: json))
     }
 
@@ -153,12 +164,15 @@ final class TFServingAPITests: XCTestCase {
         XCTAssertEqual(image["dtype"] as? String, "DT_STRING")
         XCTAssertNotNil((serving["outputs"] as? [String: Any])?["output_0"], "the book's output name")
 
+        // LeNet, a Keras 2 model: the signature its SavedModel export has.
         let mnist = try await rest.get("/v1/models/mnist/versions/1/metadata")
         let mnistDefs = try XCTUnwrap(((mnist.object?["metadata"] as? [String: Any])?["signature_def"] as? [String: Any])?["signature_def"] as? [String: Any])
-        let images = try XCTUnwrap(((mnistDefs["predict_images"] as? [String: Any])?["inputs"] as? [String: Any])?["images"] as? [String: Any])
-        XCTAssertEqual(images["dtype"] as? String, "DT_FLOAT")
-        let dims = ((images["tensor_shape"] as? [String: Any])?["dim"] as? [[String: Any]])?.compactMap { $0["size"] as? String }
-        XCTAssertEqual(dims, ["-1", "784"])
+        XCTAssertEqual(Set(mnistDefs.keys), ["serving_default"])
+        let input = try XCTUnwrap(((mnistDefs["serving_default"] as? [String: Any])?["inputs"] as? [String: Any])?["input"] as? [String: Any])
+        XCTAssertEqual(input["dtype"] as? String, "DT_FLOAT")
+        let dims = ((input["tensor_shape"] as? [String: Any])?["dim"] as? [[String: Any]])?.compactMap { $0["size"] as? String }
+        XCTAssertEqual(dims, ["-1", "28", "28", "1"])
+        XCTAssertNotNil(((mnistDefs["serving_default"] as? [String: Any])?["outputs"] as? [String: Any])?["fc2"])
 
         // The book's /metadata on the job API describes the same model.
         let book = try await pipeline.http.get("/metadata")
@@ -216,9 +230,9 @@ final class TFServingAPITests: XCTestCase {
     func testMNISTPredictReturnsTheRightClasses() async throws {
         let (_, _, rest) = try await deployment()
         let digits = try MNIST.first(12)
-        let instances = digits.map { $0.pixels.map(Double.init) }
+        let instances = digits.map(\.image)
         for path in ["/v1/models/mnist:predict", "/v1/models/mnist/labels/stable:predict"] {
-            let reply = try await post(rest, path, ["signature_name": "predict_images", "instances": instances])
+            let reply = try await post(rest, path, ["signature_name": "serving_default", "instances": instances])
             XCTAssertEqual(reply.status, 200, "\(path): \(reply.text.prefix(300))")
             let predictions = try XCTUnwrap(reply.object?["predictions"] as? [[Double]], reply.text)
             XCTAssertEqual(predictions.count, digits.count)
@@ -228,12 +242,15 @@ final class TFServingAPITests: XCTestCase {
                 XCTAssertEqual(scores.reduce(0, +), 1, accuracy: 1e-3, "softmax scores")
             }
         }
-        // 28×28 per example (columnar form) works too.
-        let grid = (0..<28).map { row in digits[0].pixels[(row * 28)..<(row * 28 + 28)].map(Double.init) }
-        let columnar = try await post(rest, "/v1/models/mnist:predict", ["inputs": [grid]])
+        // Columnar form, the input named.
+        let columnar = try await post(rest, "/v1/models/mnist:predict", ["inputs": ["input": [digits[0].image]]])
         XCTAssertEqual(columnar.status, 200, columnar.text)
         let scores = try XCTUnwrap((columnar.object?["outputs"] as? [[Double]])?.first, columnar.text)
         XCTAssertEqual(scores.indices.max { scores[$0] < scores[$1] }, digits[0].label)
+        // A convolution reads LeNet's input: TensorFlow needs its 28×28×1 shape, and so does Conveyor.
+        let flat = try await post(rest, "/v1/models/mnist:predict", ["instances": [digits[0].pixels.map(Double.init)]])
+        XCTAssertEqual(flat.status, 400, flat.text)
+        XCTAssertEqual(flat.errorMessage, "Input 'input' must be of shape [-1, 28, 28, 1], got [1, 784]")
     }
 
     // MARK: - Errors
@@ -302,7 +319,7 @@ final class TFServingAPITests: XCTestCase {
         let metadata = try ProgramRun.run(Paths.binary, ["predict", "--metadata", "--format", "grpc", "--model", "mnist",
                                                    "--target", "127.0.0.1:\(Self.ports.grpc)"], timeout: 60)
         XCTAssertEqual(metadata.status, 0, metadata.output)
-        XCTAssertTrue(metadata.output.contains("predict_images"), metadata.output)
+        XCTAssertTrue(metadata.output.contains("serving_default") && metadata.output.contains("fc2"), metadata.output)
         let missing = try ProgramRun.run(Paths.binary, ["predict", Paths.sampleImage, "--model", "nope",
                                                   "--target", "127.0.0.1:\(Self.ports.rest)"], timeout: 60)
         XCTAssertNotEqual(missing.status, 0)
@@ -322,9 +339,9 @@ final class TFServingAPITests: XCTestCase {
             return states["3"] == "AVAILABLE" && states["2"] == "AVAILABLE" && states["1"] == "END"
         }
         let digit = try MNIST.first(1)[0]
-        let three = try await post(rest, "/v1/models/mnist_reload/versions/3:predict", ["instances": [digit.pixels.map(Double.init)]])
+        let three = try await post(rest, "/v1/models/mnist_reload/versions/3:predict", ["instances": [digit.image]])
         XCTAssertEqual(three.status, 200, three.text)
-        let stable = try await post(rest, "/v1/models/mnist_reload/labels/stable:predict", ["instances": [digit.pixels.map(Double.init)]])
+        let stable = try await post(rest, "/v1/models/mnist_reload/labels/stable:predict", ["instances": [digit.image]])
         XCTAssertEqual(stable.status, 404, "label stable names version 1, which left service: \(stable.text)")
 
         // Deleting the newest version rolls back to the previous two.
@@ -333,7 +350,7 @@ final class TFServingAPITests: XCTestCase {
             let states = Dictionary(Self.states(try await rest.get("/v1/models/mnist_reload")), uniquingKeysWith: { a, _ in a })
             return states["3"] == "END" && states["2"] == "AVAILABLE" && states["1"] == "AVAILABLE"
         }
-        let back = try await post(rest, "/v1/models/mnist_reload/labels/stable:predict", ["instances": [digit.pixels.map(Double.init)]])
+        let back = try await post(rest, "/v1/models/mnist_reload/labels/stable:predict", ["instances": [digit.image]])
         XCTAssertEqual(back.status, 200, back.text)
 
         // A version the `specific` policy does not name is not loaded.
@@ -350,6 +367,11 @@ enum MNIST {
     struct Digit {
         var pixels: [UInt8]
         var label: Int
+
+        /// The pixels as LeNet's input: 28 rows of 28 one-channel pixels, 0–255.
+        var image: [[[Double]]] {
+            (0..<28).map { row in (0..<28).map { column in [Double(pixels[row * 28 + column])] } }
+        }
     }
 
     static func first(_ count: Int) throws -> [Digit] {

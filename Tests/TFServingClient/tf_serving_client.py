@@ -29,11 +29,13 @@ def check(what, got, want):
 
 
 def mnist_digits(folder, count):
+    """The first test digits as LeNet takes them: 28 rows of 28 one-channel pixels, 0-255."""
     with gzip.open(f"{folder}/t10k-images-idx3-ubyte.gz") as f:
         images = f.read()[16:16 + count * 784]
     with gzip.open(f"{folder}/t10k-labels-idx1-ubyte.gz") as f:
         labels = f.read()[8:8 + count]
-    return [([float(b) for b in images[i * 784:(i + 1) * 784]], labels[i]) for i in range(count)]
+    return [([[[float(images[i * 784 + r * 28 + c])] for c in range(28)] for r in range(28)], labels[i])
+            for i in range(count)]
 
 
 def main():
@@ -79,9 +81,12 @@ def main():
     meta = stub.GetModelMetadata(meta_request, 30.0)
     signatures = get_model_metadata_pb2.SignatureDefMap()
     meta.metadata["signature_def"].Unpack(signatures)
-    images_input = signatures.signature_def["predict_images"].inputs["images"]
-    check("grpc metadata predict_images input dtype", tf.dtypes.as_dtype(images_input.dtype).name, "float32")
-    check("grpc metadata predict_images input shape", [d.size for d in images_input.tensor_shape.dim], [-1, 784])
+    # LeNet's SavedModel export: serving_default, input "input" [-1, 28, 28, 1], output "fc2".
+    lenet = signatures.signature_def["serving_default"]
+    check("grpc metadata mnist signatures", sorted(signatures.signature_def.keys()), ["serving_default"])
+    check("grpc metadata mnist input dtype", tf.dtypes.as_dtype(lenet.inputs["input"].dtype).name, "float32")
+    check("grpc metadata mnist input shape", [d.size for d in lenet.inputs["input"].tensor_shape.dim], [-1, 28, 28, 1])
+    check("grpc metadata mnist output shape", [d.size for d in lenet.outputs["fc2"].tensor_shape.dim], [-1, 10])
 
     model_stub = model_service_pb2_grpc.ModelServiceStub(channel)
     status_request = get_model_status_pb2.GetModelStatusRequest()
@@ -90,13 +95,12 @@ def main():
     check("grpc model status", sorted((s.version, s.state) for s in status.model_version_status),
           [(1, get_model_status_pb2.ModelVersionStatus.AVAILABLE), (2, get_model_status_pb2.ModelVersionStatus.AVAILABLE)])
 
-    # The gRPC tutorial's MNIST client: 784 numbers in, 10 scores out.
+    # LeNet on MNIST: one 28x28x1 digit in, 10 scores out.
     for i, (pixels, label) in enumerate(mnist_digits(args.mnist_dir, 5)):
         mnist = predict_pb2.PredictRequest()
         mnist.model_spec.name = "mnist"
-        mnist.model_spec.signature_name = "predict_images"
-        mnist.inputs["images"].CopyFrom(tf.make_tensor_proto(pixels, shape=[1, len(pixels)], dtype=tf.float32))
-        scores = list(stub.Predict(mnist, 60.0).outputs["scores"].float_val)
+        mnist.inputs["input"].CopyFrom(tf.make_tensor_proto([pixels], dtype=tf.float32))
+        scores = list(stub.Predict(mnist, 60.0).outputs["fc2"].float_val)
         check(f"grpc mnist digit {i}", scores.index(max(scores)), label)
 
     try:

@@ -41,17 +41,27 @@ final class ModelCatalogTests: XCTestCase {
                        #"{"model_version_status":[{"version":"3","state":"END","status":{"error_code":"UNKNOWN","error_message":"no HDF5 file"}},{"version":"1","state":"AVAILABLE","status":{"error_code":"OK","error_message":""}}]}"#)
     }
 
-    func testMetadataListsEachSignature() throws {
+    func testMetadataOfATensorModelIsItsExportsSignature() throws {
         let catalog = ModelCatalog()
         catalog.update(.init(worker: "w", models: [.init(name: "mnist", versions: [
-            .init(version: 2, state: .available, kind: .tensor, inputShape: [28, 28, 1], classes: 10)])]))
+            .init(version: 2, state: .available, kind: .tensor, inputShape: [28, 28], classes: 10,
+                  tensorSignature: .init(keys: ["serving_default"], input: "flatten_input", output: "dense_1", outputShape: [10])),
+        ]), .init(name: "mnist3", versions: [
+            .init(version: 1, state: .available, kind: .tensor, inputShape: [28, 28], classes: 10,
+                  tensorSignature: .init(keys: ["serve", "serving_default"], input: "input_layer", output: "output_0", outputShape: [10])),
+        ])]))
         let json = StatusJSON.metadata(try catalog.resolve(model: "mnist", .latest))
         XCTAssertEqual(json["model_spec"]?.serialized, #"{"name":"mnist","signature_name":"","version":"2"}"#)
         let defs = json["metadata"]?["signature_def"]?["signature_def"]
-        XCTAssertEqual(defs?["predict_images"]?["inputs"]?["images"]?.serialized,
-                       #"{"dtype":"DT_FLOAT","tensor_shape":{"dim":[{"size":"-1","name":""},{"size":"784","name":""}],"unknown_rank":false},"name":"images:0"}"#)
-        XCTAssertEqual(defs?["classify"]?["method_name"], .string("tensorflow/serving/classify"))
-        XCTAssertNotNil(defs?["serving_default"])
+        XCTAssertEqual(defs?.serialized, """
+            {"serving_default":{"inputs":{"flatten_input":{"dtype":"DT_FLOAT","tensor_shape":{"dim":[{"size":"-1","name":""},\
+            {"size":"28","name":""},{"size":"28","name":""}],"unknown_rank":false},"name":"flatten_input:0"}},\
+            "outputs":{"dense_1":{"dtype":"DT_FLOAT","tensor_shape":{"dim":[{"size":"-1","name":""},{"size":"10","name":""}],\
+            "unknown_rank":false},"name":"dense_1:0"}},"method_name":"tensorflow/serving/predict"}}
+            """)
+        let keras3 = StatusJSON.metadata(try catalog.resolve(model: "mnist3", .latest))["metadata"]?["signature_def"]?["signature_def"]
+        XCTAssertEqual(keras3?["serve"], keras3?["serving_default"])
+        XCTAssertNotNil(keras3?["serving_default"]?["outputs"]?["output_0"])
     }
 }
 

@@ -4,8 +4,10 @@ import XCTest
 final class PredictRequestBodyTests: XCTestCase {
     private let image = ServableAnnouncement.Version(version: 1, state: .available, kind: .image,
                                                      inputShape: [299, 299, 3], classes: 1000)
-    private let mnist = ServableAnnouncement.Version(version: 1, state: .available, kind: .tensor,
-                                                     inputShape: [28, 28, 1], classes: 10)
+    /// The quickstart model, as a Keras 2 export names it.
+    private let mnist = ServableAnnouncement.Version(
+        version: 1, state: .available, kind: .tensor, inputShape: [28, 28], classes: 10,
+        tensorSignature: .init(keys: ["serving_default"], input: "flatten_input", output: "dense_1", outputShape: [10], flatten: .anySize))
 
     private func parse(_ json: String, _ info: ServableAnnouncement.Version) throws -> PredictRequestBody {
         try PredictRequestBody.parse(Array(json.utf8)) { (name: String) throws(TFServingError) in
@@ -42,12 +44,17 @@ final class PredictRequestBodyTests: XCTestCase {
     func testNumericInstancesKeepTheirShape() throws {
         let flat = "[" + (0..<784).map { String($0 % 256) }.joined(separator: ",") + "]"
         let body = try parse(#"{"instances": [\#(flat), \#(flat)]}"#, mnist)
-        XCTAssertEqual(body.inputs["images"]?.shape, [2, 784])
-        XCTAssertEqual(body.inputs["images"]?.floats?[783], 15)
+        XCTAssertEqual(body.inputs["flatten_input"]?.shape, [2, 784])
+        XCTAssertEqual(body.inputs["flatten_input"]?.floats?[783], 15)
         let grid = "[" + (0..<28).map { _ in "[" + Array(repeating: "0.5", count: 28).joined(separator: ",") + "]" }
             .joined(separator: ",") + "]"
         let columnar = try parse(#"{"inputs": [\#(grid)]}"#, mnist)
-        XCTAssertEqual(columnar.inputs["images"]?.shape, [1, 28, 28])
+        XCTAssertEqual(columnar.inputs["flatten_input"]?.shape, [1, 28, 28])
+        let named = try parse(#"{"inputs": {"flatten_input": [\#(grid)]}}"#, mnist)
+        XCTAssertEqual(named.inputs["flatten_input"]?.shape, [1, 28, 28])
+        // The gRPC tutorial's REST body, one flat list, is parsed as TF Serving's json_tensor.cc parses it: shape [784].
+        XCTAssertEqual(try parse(#"{"inputs": \#(flat)}"#, mnist).inputs["flatten_input"]?.shape, [784])
+        XCTAssertEqual(try parse(#"{"instances": \#(flat)}"#, mnist).inputs["flatten_input"]?.shape, [784])
     }
 
     func testMalformedRequestsAreInvalidArguments() {

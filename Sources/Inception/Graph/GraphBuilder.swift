@@ -189,12 +189,10 @@ package struct GraphBuilder {
             let n = inputShapes.first?.count ?? 0
             try append(spec, .other(Reshape(kind: "Flatten", target: Shape(vector: n))), inputs: inputIndices, shapes: inputShapes)
         case .reshape(let dims):
-            let target: Shape
-            switch dims.count {
-            case 1: target = Shape(vector: dims[0])
-            case 3: target = Shape(height: dims[0], width: dims[1], channels: dims[2])
-            default: throw ModelError("layer '\(spec.name)': Reshape to \(dims) is not supported (1 or 3 dimensions)")
+            guard (1...3).contains(dims.count), dims.allSatisfy({ $0 > 0 }) else {
+                throw ModelError("layer '\(spec.name)': Reshape to \(dims) is not supported (1 to 3 known dimensions)")
             }
+            let target = KerasModelConfig.shape(dims)
             try append(spec, .other(Reshape(kind: "Reshape", target: target)), inputs: inputIndices, shapes: inputShapes)
         case .dropout:
             try append(spec, .other(Reshape(kind: "Dropout", target: nil)), inputs: inputIndices, shapes: inputShapes)

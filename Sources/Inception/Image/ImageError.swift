@@ -19,6 +19,10 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// libjpeg's message, such as `"Premature end of JPEG file"`.
     case corrupt(String)
 
+    /// The model takes a tensor of this shape per example, not an image
+    /// (its input is not height × width × 1 or 3 channels).
+    case notAnImageModel(inputShape: [Int])
+
     public var description: String {
         switch self {
         case .empty:
@@ -29,6 +33,8 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "image is \(width)×\(height) = \(width * height) pixels, over the limit of \(limit) pixels"
         case .corrupt(let message):
             return "corrupt JPEG data: \(message)"
+        case .notAnImageModel(let shape):
+            return "the model takes a float tensor of shape \(shape) per example, not an image"
         }
     }
 }

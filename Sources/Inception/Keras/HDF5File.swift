@@ -52,8 +52,9 @@ private let maximumReadBytes = 1 << 32
 /// A read-only HDF5 file. Owns the hid_t and closes it in deinit.
 ///
 /// This is the whole of the project's interface to libhdf5, with just what is
-/// needed to read Keras 2 HDF5 model and weights files: string attributes,
-/// object existence and float datasets.
+/// needed to read Keras 2 HDF5 model and weights files and Keras 3's
+/// `model.weights.h5` (from memory): string attributes, object existence and
+/// float datasets.
 ///
 /// Object paths are absolute or relative to the root group ("/" is the root);
 /// link names may contain ":" (as in `conv2d_1/conv2d_1/kernel:0`).
@@ -92,6 +93,31 @@ public final class HDF5File: @unchecked Sendable {
             let id = H5Fopen(path, chdf5_acc_rdonly(), chdf5_p_default())
             if id < 0 {
                 throw HDF5Error("could not open HDF5 file: \(path)\(hdf5StackDetail())")
+            }
+            return id
+        }
+    }
+
+    /// Opens an HDF5 file held in memory (a Keras 3 archive's
+    /// `model.weights.h5`) read-only; libhdf5 keeps its own copy of the bytes.
+    /// `name` stands for the file in messages.
+    ///
+    /// - Throws: `HDF5Error` "could not open HDF5 file: NAME" when libhdf5
+    ///   cannot read the image (not HDF5, or truncated).
+    public init(image: UnsafeRawBufferPointer, name: String) throws {
+        path = name
+        file = try withHDF5 {
+            let access = H5Pcreate(chdf5_p_file_access())
+            guard access >= 0 else { throw HDF5Error("could not create file access properties for \(name)\(hdf5StackDetail())") }
+            defer { H5Pclose(access) }
+            // The core (memory) driver, without writing back to a file.
+            guard H5Pset_fapl_core(access, 1 << 16, false) >= 0,
+                  H5Pset_file_image(access, UnsafeMutableRawPointer(mutating: image.baseAddress), image.count) >= 0 else {
+                throw HDF5Error("could not hand \(name) to libhdf5\(hdf5StackDetail())")
+            }
+            let id = H5Fopen(name, chdf5_acc_rdonly(), access)
+            if id < 0 {
+                throw HDF5Error("could not open HDF5 file: \(name)\(hdf5StackDetail())")
             }
             return id
         }

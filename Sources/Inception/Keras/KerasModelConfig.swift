@@ -1,12 +1,24 @@
 import Foundation
 
-/// Reads a Keras `model_config` JSON (Functional or Sequential, as tf_keras /
-/// Keras 2 write it; Keras 3's `keras_history` inbound form is read too) into
-/// layer specs.
+/// Reads a Keras model config JSON into layer specs: the `model_config`
+/// attribute of an HDF5 file (tf_keras / Keras 2, or Keras 3's legacy `.h5`)
+/// or the `config.json` of a Keras 3 `.keras` archive. Functional and
+/// Sequential models with one input and one output; each layer called once.
 package struct KerasModelConfig {
     package var name: String
     package var specs: [LayerSpec]
     package var output: String
+    /// The name of the model's input: its input layer's (for a tf_keras
+    /// Sequential model built without one, Keras's `<first layer>_input`).
+    package var inputName: String
+    /// The input's shape per example, as the model declares it
+    /// (`[28, 28]`, `[784]`, `[224, 224, 3]`).
+    package var inputDims: [Int]
+    /// Dimensions per example of the output (1 for a vector, 3 for an image).
+    package var outputRank: Int
+    /// Every layer's name and Keras class, in the config's order (which is
+    /// the order of `model.layers`, so of Keras 3's weight paths).
+    package var layerClasses: [(name: String, className: String)]
 
     package init(json: String) throws {
         guard let data = json.data(using: .utf8),
@@ -19,21 +31,32 @@ package struct KerasModelConfig {
             throw ModelError("model_config has no layer list")
         }
         name = config["name"] as? String ?? "model"
+        layerClasses = layers.map { layer in
+            let cfg = layer["config"] as? [String: Any] ?? [:]
+            return (((layer["name"] ?? cfg["name"]) as? String) ?? "?", layer["class_name"] as? String ?? "?")
+        }
+        var inputDims: [Int]?
+        var inputName: String?
         switch className {
         case "Functional", "Model":
             specs = try layers.map { try Self.spec($0, previous: nil) }
-            if let outputs = config["output_layers"] as? [Any], let first = Self.historyNames(outputs).first {
-                output = first
-            } else {
-                output = specs.last?.name ?? ""
-            }
+            let inputs = Self.historyNames(config["input_layers"] ?? [])
+            let outputs = Self.historyNames(config["output_layers"] ?? [])
+            guard inputs.count <= 1 else { throw ModelError("the model has \(inputs.count) inputs (\(inputs.joined(separator: ", "))); one is supported") }
+            guard outputs.count <= 1 else { throw ModelError("the model has \(outputs.count) outputs (\(outputs.joined(separator: ", "))); one is supported") }
+            output = outputs.first ?? specs.last?.name ?? ""
+            inputName = inputs.first
         case "Sequential":
             var list: [LayerSpec] = []
             for layer in layers {
                 let cfg = layer["config"] as? [String: Any] ?? [:]
                 if list.isEmpty, layer["class_name"] as? String != "InputLayer",
                    let shape = (cfg["batch_input_shape"] ?? cfg["batch_shape"]) as? [Any] {
-                    list.append(LayerSpec("input", .input(try Self.shape(shape)), inputs: []))
+                    // tf_keras names the input it makes for such a model after its first layer.
+                    let first = (layer["name"] ?? cfg["name"]) as? String ?? "input"
+                    let dims = try Self.dims(shape, layer: first)
+                    list.append(LayerSpec("\(first)_input", .input(Self.shape(dims)), inputs: []))
+                    inputDims = dims
                 }
                 list.append(try Self.spec(layer, previous: list.last?.name))
             }
@@ -43,12 +66,29 @@ package struct KerasModelConfig {
             throw ModelError("unsupported model class '\(className)' (Functional or Sequential)")
         }
         guard !specs.isEmpty else { throw ModelError("the model has no layers") }
+        let inputLayers = layers.filter { $0["class_name"] as? String == "InputLayer" }
+        guard inputLayers.count <= 1 else { throw ModelError("the model has \(inputLayers.count) inputs; one is supported") }
+        if let layer = inputLayers.first {
+            let cfg = layer["config"] as? [String: Any] ?? [:]
+            let layerName = ((layer["name"] ?? cfg["name"]) as? String) ?? "input"
+            guard let shape = (cfg["batch_input_shape"] ?? cfg["batch_shape"]) as? [Any] else {
+                throw ModelError("input layer '\(layerName)' has no shape")
+            }
+            inputDims = try Self.dims(shape, layer: layerName)
+            inputName = inputName ?? layerName
+        }
+        guard let inputDims else { throw ModelError("the model declares no input shape (no input layer)") }
+        self.inputDims = inputDims
+        self.inputName = inputName ?? specs.first { $0.inputs.isEmpty }?.name ?? "input"
+        outputRank = try Self.outputRank(specs, output: output, inputRank: inputDims.count)
     }
 
     /// Layer names referenced in an inbound-nodes or output-layers structure.
-    private static func historyNames(_ value: Any) -> [String] {
+    static func historyNames(_ value: Any) -> [String] {
         if let dict = value as? [String: Any] {
             if let history = dict["keras_history"] as? [Any], let name = history.first as? String { return [name] }
+            // Keras 3 nodes: the tensors a layer reads are its call's `args`.
+            if let args = dict["args"] { return historyNames(args) }
             return dict.keys.sorted().flatMap { historyNames(dict[$0]!) }
         }
         guard let list = value as? [Any] else { return [] }
@@ -57,113 +97,65 @@ package struct KerasModelConfig {
         return list.flatMap { historyNames($0) }
     }
 
-    private static func shape(_ dims: [Any]) throws -> Shape {
-        let ints = dims.dropFirst().compactMap { ($0 as? NSNumber)?.intValue }
-        switch ints.count {
-        case 1: return Shape(vector: ints[0])
-        case 3: return Shape(height: ints[0], width: ints[1], channels: ints[2])
-        default: throw ModelError("unsupported input shape \(dims) (HWC images or vectors)")
+    /// The per-example dimensions of a batch shape (`[null, 28, 28]` → `[28, 28]`).
+    static func dims(_ batchShape: [Any], layer: String) throws -> [Int] {
+        let dims = batchShape.dropFirst().map { ($0 as? NSNumber)?.intValue ?? -1 }
+        let shown = "[" + batchShape.map { ($0 as? NSNumber)?.description ?? "null" }.joined(separator: ", ") + "]"
+        guard (1...3).contains(dims.count) else {
+            throw ModelError("input layer '\(layer)': unsupported input shape \(shown) (1 to 3 dimensions per example)")
+        }
+        guard dims.allSatisfy({ $0 > 0 }) else {
+            throw ModelError("input layer '\(layer)': unsupported input shape \(shown) (every dimension but the batch must be known)")
+        }
+        return dims
+    }
+
+    /// The engine's shape for per-example dimensions: an image is
+    /// height × width × channels; a vector is 1 × 1 × n; a matrix (a
+    /// sequence of vectors) is 1 × rows × columns, so that its last axis is
+    /// the channel axis, which per-channel layers act on, as in Keras.
+    static func shape(_ dims: [Int]) -> Shape {
+        switch dims.count {
+        case 1: return Shape(vector: dims[0])
+        case 2: return Shape(height: 1, width: dims[0], channels: dims[1])
+        default: return Shape(height: dims[0], width: dims[1], channels: dims[2])
         }
     }
 
-    private static func pair(_ value: Any?, default fallback: Int) -> (Int, Int) {
-        if let n = value as? NSNumber { return (n.intValue, n.intValue) }
-        if let list = value as? [NSNumber], list.count == 2 { return (list[0].intValue, list[1].intValue) }
-        return (fallback, fallback)
-    }
-
-    private static func padding(_ value: Any?, layer: String) throws -> Padding {
-        guard let text = value as? String, let p = Padding(rawValue: text) else {
-            throw ModelError("layer '\(layer)': unsupported padding \(value ?? "nil")")
-        }
-        return p
-    }
-
-    private static func spec(_ layer: [String: Any], previous: String?) throws -> LayerSpec {
-        let className = layer["class_name"] as? String ?? "?"
-        let cfg = layer["config"] as? [String: Any] ?? [:]
-        guard let name = (layer["name"] ?? cfg["name"]) as? String else { throw ModelError("a \(className) layer has no name") }
-        var inputs = historyNames(layer["inbound_nodes"] ?? [])
-        if inputs.isEmpty, let previous, className != "InputLayer" { inputs = [previous] }
-        if let format = cfg["data_format"] as? String, format != "channels_last" {
-            throw ModelError("layer '\(name)': only channels_last is supported")
-        }
-        if let dilation = cfg["dilation_rate"], pair(dilation, default: 1) != (1, 1) {
-            throw ModelError("layer '\(name)': dilated convolutions are not supported")
-        }
-        if let groups = cfg["groups"] as? NSNumber, groups.intValue != 1, className == "Conv2D" {
-            throw ModelError("layer '\(name)': grouped convolutions are not supported")
-        }
-        func window(kernelKey: String, strideKey: String) throws -> Window {
-            let k = pair(cfg[kernelKey], default: 1)
-            let s = cfg[strideKey] is NSNull || cfg[strideKey] == nil ? k : pair(cfg[strideKey], default: 1)
-            return Window(kernelH: k.0, kernelW: k.1, strideH: s.0, strideW: s.1, padding: try padding(cfg["padding"], layer: name))
-        }
-        let activation = cfg["activation"] as? String ?? "linear"
-        let useBias = cfg["use_bias"] as? Bool ?? true
-        let kind: LayerSpec.Kind
-        switch className {
-        case "InputLayer":
-            guard let dims = (cfg["batch_input_shape"] ?? cfg["batch_shape"]) as? [Any] else {
-                throw ModelError("input layer '\(name)' has no shape")
+    /// Follows each layer's rank (dimensions per example) from the input to
+    /// `output`, refusing layers that Keras would apply differently to the
+    /// rank they get than the engine does: image layers need images, and
+    /// Dense, which Keras applies to the last axis, needs a vector.
+    private static func outputRank(_ specs: [LayerSpec], output: String, inputRank: Int) throws -> Int {
+        var rank: [String: Int] = [:]
+        for spec in specs {
+            let inputs = spec.inputs.compactMap { rank[$0] }
+            let first = inputs.first ?? inputRank
+            func needs(_ wanted: Int, _ what: String) throws {
+                guard first == wanted else {
+                    throw ModelError("layer '\(spec.name)': \(what), got an input of \(first) dimension\(first == 1 ? "" : "s") per example")
+                }
             }
-            kind = .input(try shape(dims))
-        case "Conv2D":
-            kind = .conv2D(filters: (cfg["filters"] as? NSNumber)?.intValue ?? 0,
-                           window: try window(kernelKey: "kernel_size", strideKey: "strides"),
-                           useBias: useBias, activation: activation)
-        case "DepthwiseConv2D":
-            kind = .depthwiseConv2D(window: try window(kernelKey: "kernel_size", strideKey: "strides"),
-                                    multiplier: (cfg["depth_multiplier"] as? NSNumber)?.intValue ?? 1,
-                                    useBias: useBias, activation: activation)
-        case "Dense":
-            kind = .dense(units: (cfg["units"] as? NSNumber)?.intValue ?? 0, useBias: useBias, activation: activation)
-        case "BatchNormalization":
-            let axis = (cfg["axis"] as? [NSNumber])?.first?.intValue ?? (cfg["axis"] as? NSNumber)?.intValue ?? -1
-            guard axis == -1 || axis == 3 || axis == 1 else {
-                throw ModelError("layer '\(name)': BatchNormalization over axis \(axis) is not supported")
+            switch spec.kind {
+            case .input:
+                rank[spec.name] = inputRank
+            case .conv2D, .depthwiseConv2D, .maxPool, .averagePool, .zeroPadding:
+                try needs(3, "needs an image input (height × width × channels)")
+                rank[spec.name] = 3
+            case .globalAveragePool:
+                try needs(3, "needs an image input (height × width × channels)")
+                rank[spec.name] = 1
+            case .dense:
+                try needs(1, "Dense applies to the last axis of a matrix or image, which is not supported (Flatten first)")
+                rank[spec.name] = 1
+            case .flatten:
+                rank[spec.name] = 1
+            case .reshape(let target):
+                rank[spec.name] = target.count
+            case .batchNormalization, .activation, .relu, .softmax, .dropout, .concatenate, .add:
+                rank[spec.name] = first
             }
-            kind = .batchNormalization(epsilon: (cfg["epsilon"] as? NSNumber)?.floatValue ?? 0.001,
-                                       center: cfg["center"] as? Bool ?? true, scale: cfg["scale"] as? Bool ?? true)
-        case "Activation":
-            kind = .activation(activation)
-        case "ReLU":
-            let slope = (cfg["negative_slope"] as? NSNumber)?.floatValue ?? 0
-            let threshold = (cfg["threshold"] as? NSNumber)?.floatValue ?? 0
-            guard slope == 0, threshold == 0 else { throw ModelError("layer '\(name)': leaky or thresholded ReLU is not supported") }
-            kind = .relu(maxValue: (cfg["max_value"] as? NSNumber)?.floatValue)
-        case "Softmax":
-            kind = .softmax
-        case "MaxPooling2D":
-            kind = .maxPool(try window(kernelKey: "pool_size", strideKey: "strides"))
-        case "AveragePooling2D":
-            kind = .averagePool(try window(kernelKey: "pool_size", strideKey: "strides"))
-        case "GlobalAveragePooling2D":
-            kind = .globalAveragePool
-        case "Concatenate":
-            let axis = (cfg["axis"] as? NSNumber)?.intValue ?? -1
-            guard axis == -1 || axis == 3 else { throw ModelError("layer '\(name)': only channel concatenation is supported") }
-            kind = .concatenate
-        case "Add":
-            kind = .add
-        case "Flatten":
-            kind = .flatten
-        case "Reshape":
-            kind = .reshape((cfg["target_shape"] as? [NSNumber])?.map(\.intValue) ?? [])
-        case "Dropout":
-            kind = .dropout
-        case "ZeroPadding2D":
-            let p = cfg["padding"]
-            if let rows = p as? [[NSNumber]], rows.count == 2 {
-                kind = .zeroPadding(top: rows[0][0].intValue, bottom: rows[0][1].intValue,
-                                    left: rows[1][0].intValue, right: rows[1][1].intValue)
-            } else {
-                let (h, w) = pair(p, default: 1)
-                kind = .zeroPadding(top: h, bottom: h, left: w, right: w)
-            }
-        default:
-            throw ModelError("layer '\(name)': unsupported layer class \(className)")
         }
-        return LayerSpec(name, kind, inputs: inputs)
+        return rank[output] ?? inputRank
     }
 }

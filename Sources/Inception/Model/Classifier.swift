@@ -7,7 +7,8 @@ import Foundation
 public final class Classifier {
     public let model: Model
     public let labels: Labels
-    public let preprocessor: ImagePreprocessor
+    /// nil when the model does not take images (see ``Model/takesImages``).
+    public let preprocessor: ImagePreprocessor?
     private let session: Session
     private var input: [Float] = []
     private var output: [Float] = []
@@ -16,14 +17,17 @@ public final class Classifier {
         self.model = model
         self.labels = labels ?? .indices(model.outputCount)
         let s = model.inputShape
-        preprocessor = ImagePreprocessor(width: s.width, height: s.height, channels: s.channels,
-                                         mode: model.preprocessing, maxPixels: maxPixels)
+        preprocessor = model.takesImages
+            ? ImagePreprocessor(width: s.width, height: s.height, channels: s.channels, mode: model.preprocessing, maxPixels: maxPixels)
+            : nil
         session = model.makeSession()
     }
 
     /// Decodes and classifies a batch of JPEG images. An image that cannot be
-    /// decoded gets its error in its slot; the others still run.
+    /// decoded gets its error in its slot; the others still run. A model
+    /// that does not take images answers each with `.notAnImageModel`.
     public func classify(_ images: [[UInt8]], top k: Int = 5) -> [Result<[Prediction], ImageError>] {
+        guard let preprocessor else { return images.map { _ in .failure(.notAnImageModel(inputShape: model.inputDims)) } }
         let per = model.inputShape.count
         var results = [Result<[Prediction], ImageError>?](repeating: nil, count: images.count)
         var good: [Int] = []

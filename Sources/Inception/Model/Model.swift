@@ -9,30 +9,59 @@ public final class Model: Sendable {
     public let outputCount: Int
     /// How images are turned into this model's input.
     public let preprocessing: Preprocessing
+    /// The input per example as Keras declares it: `[28, 28]` (no channel
+    /// axis), `[784]`, `[299, 299, 3]`.
+    public let inputDims: [Int]
+    /// The output per example as Keras gives it: `[10]`, or an image's `[h, w, c]`.
+    public let outputDims: [Int]
+    /// How Keras exports this model for TF Serving (nil for the weights-only
+    /// InceptionV3 file).
+    public let export: KerasExport?
     package let graph: Graph
 
-    package init(name: String, graph: Graph, preprocessing: Preprocessing? = nil) throws {
+    /// `inputDims` and `outputRank` default to the engine's view: an image
+    /// input and a vector output.
+    package init(name: String, graph: Graph, preprocessing: Preprocessing? = nil,
+                 inputDims: [Int]? = nil, outputRank: Int = 1, export: KerasExport? = nil) throws {
         let inputs = graph.inputs
         guard inputs.count == 1 else { throw ModelError("the model has \(inputs.count) inputs; one is supported") }
         self.name = name
         self.graph = graph
         inputShape = graph.nodes[inputs[0]].shape
         outputCount = graph.nodes[graph.output].shape.count
+        self.inputDims = inputDims ?? [inputShape.height, inputShape.width, inputShape.channels]
+        let output = graph.nodes[graph.output].shape
+        outputDims = switch outputRank {
+        case 1: [output.count]
+        case 2: [output.height * output.width, output.channels]
+        default: [output.height, output.width, output.channels]
+        }
+        self.export = export
         self.preprocessing = preprocessing ?? Self.guessPreprocessing(name: name, input: inputShape)
     }
 
-    /// Loads a Keras HDF5 file: a full model, or the official InceptionV3
-    /// weights file. Errors name the file and the first layer that does not fit.
+    /// Whether the input is an image (height × width × 1 or 3 channels), so
+    /// that a JPEG can be turned into it.
+    public var takesImages: Bool {
+        inputDims.count == 3 && (inputDims[2] == 1 || inputDims[2] == 3)
+    }
+
+    /// Loads a Keras model file: a Keras 3 `.keras` archive, a full-model
+    /// HDF5 file, or the official InceptionV3 weights file. Errors name the
+    /// file and the first layer that does not fit.
     public convenience init(contentsOf path: String, preprocessing: Preprocessing? = nil) throws {
         let file: KerasFile
         do { file = try KerasFile(path: path) } catch let error as HDF5Error {
             throw ModelError("cannot read model \(path): \(error.message)")
+        } catch let error as ModelError {
+            throw ModelError("cannot load model \(path): \(error.message)")
         }
         let graph: Graph
         do { graph = try GraphBuilder.build(file.specs, output: file.output, weights: file.weights) } catch let error as ModelError {
             throw ModelError("cannot load model \(path): \(error.message)")
         }
-        try self.init(name: file.name, graph: graph, preprocessing: preprocessing)
+        try self.init(name: file.name, graph: graph, preprocessing: preprocessing,
+                      inputDims: file.inputDims, outputRank: file.outputRank, export: file.export)
     }
 
     /// InceptionV3-style [-1, 1] scaling unless the model says otherwise:

@@ -16,7 +16,7 @@ final class JobAPIRouterTests: XCTestCase {
         return Application(router: service.makeRouter())
     }
 
-    private func errorMessage(_ buffer: ByteBuffer) throws -> String? {
+    private static func errorMessage(_ buffer: ByteBuffer) throws -> String? {
         (try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])?["error"] as? String
     }
 
@@ -29,12 +29,12 @@ final class JobAPIRouterTests: XCTestCase {
             try await client.execute(uri: "/nope", method: .get) { response in
                 XCTAssertEqual(response.status, .notFound)
                 XCTAssertEqual(response.headers[.contentType], "application/json")
-                XCTAssertEqual(try self.errorMessage(response.body), "no route for GET /nope")
+                XCTAssertEqual(try Self.errorMessage(response.body), "no route for GET /nope")
             }
             try await client.execute(uri: "/predict", method: .delete) { response in
                 XCTAssertEqual(response.status, .methodNotAllowed)
                 XCTAssertEqual(response.headers[.allow], "POST")
-                XCTAssertNotNil(try self.errorMessage(response.body))
+                XCTAssertNotNil(try Self.errorMessage(response.body))
             }
             try await client.execute(uri: "/job/abc", method: .put) { response in
                 XCTAssertEqual(response.status, .methodNotAllowed)
@@ -47,7 +47,7 @@ final class JobAPIRouterTests: XCTestCase {
         try await application().test(.router) { client in
             try await client.execute(uri: "/predict", method: .post, body: ByteBuffer(string: "not json")) { response in
                 XCTAssertEqual(response.status, .badRequest)
-                XCTAssertNotNil(try self.errorMessage(response.body))
+                XCTAssertNotNil(try Self.errorMessage(response.body))
             }
             try await client.execute(uri: "/predict", method: .post,
                                      body: ByteBuffer(string: String(repeating: "x", count: 2000))) { response in
@@ -65,7 +65,7 @@ final class JobAPIRouterTests: XCTestCase {
             try await client.execute(uri: "/label", method: .get) { response in
                 XCTAssertEqual(response.status, .unauthorized)
                 XCTAssertEqual(response.headers[.wwwAuthenticate], "Bearer")
-                XCTAssertNotNil(try self.errorMessage(response.body))
+                XCTAssertNotNil(try Self.errorMessage(response.body))
             }
             try await client.execute(uri: "/predict", method: .post, headers: [.authorization: "Bearer nope"],
                                      body: ByteBuffer(string: "{}")) { XCTAssertEqual($0.status, .unauthorized) }

@@ -106,14 +106,8 @@ public final class JobQueryClient: @unchecked Sendable {
     public func job(_ id: String, timeout: Duration = .seconds(5)) async throws -> JobResult? {
         let key = Self.correlationID()
 
-        try lock.withLock {
-            switch phase {
-            case .idle: throw JobQueryError.notStarted
-            case .closed: throw JobQueryError.connectionClosed
-            case .started: pending[key] = .waiting(nil)
-            }
-        }
-        defer { _ = lock.withLock { pending.removeValue(forKey: key) } }
+        try expect(key)
+        defer { forget(key) }
 
         var properties = MQTTProperties()
         properties.responseTopic = replyTopic
@@ -139,6 +133,18 @@ public final class JobQueryClient: @unchecked Sendable {
     public func publishRecorded(jobID: String, timeout: Duration,
                                 publish: () async throws -> Void) async throws {
         let key = LedgerReceipt.correlation(jobID: jobID)
+        try expect(key)
+        defer { forget(key) }
+        try await publish()
+        let message = try await reply(key, jobID: jobID, timeout: timeout)
+        guard let receipt = try? JSONCoding.decoder.decode(LedgerReceipt.self, from: Data(message.payload)) else {
+            throw JobQueryError.invalidReply(jobID: jobID, reason: String(decoding: message.payload.prefix(200), as: UTF8.self))
+        }
+        if let error = receipt.error { throw JobQueryError.storeError(jobID: jobID, message: error) }
+    }
+
+    /// Starts keeping the reply to `key` (before the request goes out, so a fast reply is not lost).
+    private func expect(_ key: [UInt8]) throws {
         try lock.withLock {
             switch phase {
             case .idle: throw JobQueryError.notStarted
@@ -146,13 +152,11 @@ public final class JobQueryClient: @unchecked Sendable {
             case .started: pending[key] = .waiting(nil)
             }
         }
-        defer { _ = lock.withLock { pending.removeValue(forKey: key) } }
-        try await publish()
-        let message = try await reply(key, jobID: jobID, timeout: timeout)
-        guard let receipt = try? JSONCoding.decoder.decode(LedgerReceipt.self, from: Data(message.payload)) else {
-            throw JobQueryError.invalidReply(jobID: jobID, reason: String(decoding: message.payload.prefix(200), as: UTF8.self))
-        }
-        if let error = receipt.error { throw JobQueryError.storeError(jobID: jobID, message: error) }
+    }
+
+    /// Stops keeping the reply to `key`.
+    private func forget(_ key: [UInt8]) {
+        _ = lock.withLock { pending.removeValue(forKey: key) }
     }
 
     /// The reply to `key`, or ``JobQueryError/timeout(jobID:after:)``.

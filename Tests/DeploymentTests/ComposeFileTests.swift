@@ -4,26 +4,12 @@ import XCTest
 /// compose.yaml and mosquitto.conf are validated by the real tools (there is no
 /// Docker engine on the build machines, only `docker-compose config`).
 final class ComposeFileTests: XCTestCase {
-    private let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    private func run(_ tool: String, _ arguments: [String], in directory: URL) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        process.currentDirectoryURL = directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    private let repo = Tool.repo
 
     func testComposeFileIsValid() throws {
-        let quiet = try run("docker-compose", ["-f", "compose.yaml", "config", "-q"], in: repo)
+        let quiet = try Tool.run("docker-compose", ["-f", "compose.yaml", "config", "-q"], in: repo)
         XCTAssertEqual(quiet.status, 0, "docker-compose config -q: \(quiet.output)")
-        let full = try run("docker-compose", ["-f", "compose.yaml", "config", "--services"], in: repo)
+        let full = try Tool.run("docker-compose", ["-f", "compose.yaml", "config", "--services"], in: repo)
         XCTAssertEqual(Set(full.output.split(separator: "\n").map(String.init)), ["mosquitto", "store", "worker", "ingress"])
     }
 
@@ -43,7 +29,7 @@ final class ComposeFileTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         var text = try String(contentsOf: repo.appendingPathComponent("mosquitto.conf"), encoding: .utf8)
         let port = 20000 + Int.random(in: 0..<20000)
-        let credentials = try run(repo.appendingPathComponent("scripts/make-credentials.sh").path,
+        let credentials = try Tool.run(repo.appendingPathComponent("scripts/make-credentials.sh").path,
                                   ["--dir", dir.appendingPathComponent("secrets").path, "cam-1"], in: repo)
         XCTAssertEqual(credentials.status, 0, credentials.output)
         let plugin = try XCTUnwrap(["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"]

@@ -7,7 +7,7 @@ import XCTest
 /// touches the network: the weights come from CONVEYOR_WEIGHTS_PATH or a `file://` URL.
 /// The clone holds only committed files, so the test checks what a new user gets.
 final class FetchModelScriptTests: XCTestCase {
-    private let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    private let repo = Tool.repo
 
     private static let weightsName = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
     private static let officialURL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + weightsName
@@ -31,28 +31,12 @@ final class FetchModelScriptTests: XCTestCase {
         shared.appendingPathComponent("models/inception_v3/" + Self.weightsName).path
     }
 
-    private func run(_ tool: String, _ arguments: [String], in directory: URL,
-                     environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        process.currentDirectoryURL = directory
-        if let environment { process.environment = environment }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     /// Runs scripts/fetch-model.sh in `clone` with only `variables` of the script's own set.
     private func fetchModel(in clone: URL, _ variables: [String: String]) throws -> (status: Int32, output: String) {
         var environment = ProcessInfo.processInfo.environment
         for name in Self.scriptVariables { environment.removeValue(forKey: name) }
         environment.merge(variables) { _, new in new }
-        return try run("bash", ["scripts/fetch-model.sh"], in: clone, environment: environment)
+        return try Tool.run("bash", ["scripts/fetch-model.sh"], in: clone, environment: environment)
     }
 
     /// A `git clone` of the repository, alone in a new temporary folder; removed afterwards.
@@ -62,7 +46,7 @@ final class FetchModelScriptTests: XCTestCase {
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: parent) }
         let clone = parent.appendingPathComponent("conveyor", isDirectory: true)
-        let result = try run("git", ["-c", "safe.directory=*", "clone", "--quiet", repo.path, clone.path], in: parent)
+        let result = try Tool.run("git", ["-c", "safe.directory=*", "clone", "--quiet", repo.path, clone.path], in: parent)
         guard result.status == 0 else {
             XCTFail("git clone \(repo.path) failed (\(result.status)): \(result.output)")
             return

@@ -43,21 +43,15 @@ extension APIError {
     init(refusal: JobSubmitter.Refusal) {
         let retryAfter: Int
         switch refusal {
-        case let .ledgerFull(queued, limit):
-            self.init(.serviceUnavailable, "too many queued jobs (\(queued), limit \(limit)); try again later")
-            retryAfter = 5
-        case .ledgerSilent:
-            self.init(.serviceUnavailable, "the job ledger (result store) is not available; try again")
-            retryAfter = 2
-        case .queueUnavailable:
-            self.init(.serviceUnavailable, "the job queue is unavailable; try again")
-            retryAfter = 1
-        case .notRecorded:
-            self.init(.serviceUnavailable, "the job ledger (result store) did not record the job; try again")
-            retryAfter = 2
-        case let .rateLimited(rate, wait):
-            self.init(.tooManyRequests, "over \(rate) jobs per second for this client; try again later")
-            retryAfter = wait
+        case .ledgerFull: retryAfter = 5
+        case .ledgerSilent, .notRecorded: retryAfter = 2
+        case .queueUnavailable: retryAfter = 1
+        case let .rateLimited(_, wait): retryAfter = wait
+        }
+        if case .rateLimited = refusal {
+            self.init(.tooManyRequests, refusal.message)
+        } else {
+            self.init(.serviceUnavailable, refusal.message)
         }
         headers[.retryAfter] = String(retryAfter)
     }

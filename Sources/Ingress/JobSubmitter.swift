@@ -18,14 +18,25 @@ final class JobSubmitter: Sendable {
     enum Refusal: Error, Sendable, Equatable {
         /// The ledger holds `queued` jobs, at its limit.
         case ledgerFull(queued: Int, limit: Int)
-        /// No fresh stats from the result store for this long (nil: never had any).
-        case ledgerSilent(sinceSeconds: Int?)
+        /// No fresh stats from the result store for this long.
+        case ledgerSilent(sinceSeconds: Int)
         /// The broker did not take the request.
         case queueUnavailable
         /// The result store did not confirm the request in time, or refused it.
         case notRecorded(reason: String)
         /// The client is over `rate` jobs per second; it may try again after this many seconds.
         case rateLimited(rate: Double, retryAfter: Int)
+
+        /// What the client is told, the same for every front end (each starts it as its protocol does).
+        var message: String {
+            switch self {
+            case let .ledgerFull(queued, limit): "too many queued jobs (\(queued), limit \(limit)); try again later"
+            case .ledgerSilent: "the job ledger (result store) is not available; try again"
+            case .queueUnavailable: "the job queue is unavailable; try again"
+            case .notRecorded: "the job ledger (result store) did not record the job; try again"
+            case let .rateLimited(rate, _): "over \(rate) jobs per second for this client; try again later"
+            }
+        }
     }
 
     private let client: MQTTClient
@@ -61,7 +72,7 @@ final class JobSubmitter: Sendable {
             case let .full(queued, limit):
                 throw .ledgerFull(queued: queued, limit: limit)
             case let .silent(seconds):
-                logger.warning("refusing a job: no ledger stats from the result store \(seconds.map { "for \($0) s" } ?? "yet")")
+                logger.warning("refusing a job: no ledger stats from the result store for \(seconds) s")
                 throw .ledgerSilent(sinceSeconds: seconds)
             }
         }

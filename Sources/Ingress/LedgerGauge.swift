@@ -13,7 +13,7 @@ final class LedgerGauge: @unchecked Sendable {
         /// `queued` jobs are at the limit.
         case full(queued: Int, limit: Int)
         /// No fresh stats for this long: the ledger stopped (or cannot reach the broker).
-        case silent(sinceSeconds: Int?)
+        case silent(sinceSeconds: Int)
     }
 
     let maxQueued: Int

@@ -89,22 +89,16 @@ public final class TFServingFrontend: Sendable {
         var outputs: [(String, Tensor)] = []
         for output in signature.outputs {
             switch output.name {
-            case "output_0" where resolved.info.kind == .image:
+            case "output_0":
                 outputs.append((output.name, .strings(results.map(\.prediction), shape: [batch])))
             case "classes":
                 let k = output.shape.last ?? ModelSignatures.imageTopK
                 outputs.append((output.name, .strings(results.flatMap { Self.padded($0.top, k).map(\.label) }, shape: [batch, k])))
-            case "scores" where resolved.info.kind == .image || signature.outputs.count > 1:
+            case "scores":
                 let k = output.shape.last ?? ModelSignatures.imageTopK
                 outputs.append((output.name, .floats(results.flatMap { Self.padded($0.top, k).map(\.score) }, shape: [batch, k])))
             default:
-                // Every class's score, by class index.
-                let classes = resolved.info.classes
-                var scores = [Float](repeating: 0, count: batch * classes)
-                for (i, result) in results.enumerated() {
-                    for entry in result.top where (0..<classes).contains(entry.index) { scores[i * classes + entry.index] = entry.score }
-                }
-                outputs.append((output.name, .floats(scores, shape: [batch, classes])))
+                throw TFServingError(.internal, "Output '\(output.name)' is not one an image model has")
             }
         }
         return outputs
@@ -181,19 +175,12 @@ public final class TFServingFrontend: Sendable {
             try await submitter.submit(requests, to: Topics.requests(model: resolved.model, version: resolved.version),
                                        client: client)
         } catch {
-            switch error {
-            case let .ledgerFull(queued, limit):
-                throw TFServingError(.unavailable, "Too many queued jobs (\(queued), limit \(limit)); try again later")
-            case .ledgerSilent:
-                throw TFServingError(.unavailable, "The job ledger (result store) is not available; try again")
-            case .queueUnavailable:
-                throw TFServingError(.unavailable, "The job queue (MQTT broker) is unavailable; try again")
-            case .notRecorded:
-                throw TFServingError(.unavailable, "The job ledger (result store) did not record the request; try again")
-            case let .rateLimited(rate, wait):
-                throw TFServingError(.resourceExhausted, "Over \(rate) jobs per second for this client; try again later",
-                                     retryAfter: wait)
+            // TF Serving's messages start with a capital letter.
+            let message = error.message.prefix(1).uppercased() + error.message.dropFirst()
+            if case let .rateLimited(_, wait) = error {
+                throw TFServingError(.resourceExhausted, message, retryAfter: wait)
             }
+            throw TFServingError(.unavailable, message)
         }
         let deadline = ContinuousClock.now + timeout
         var results: [JobResult] = []

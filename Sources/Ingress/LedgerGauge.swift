@@ -26,7 +26,7 @@ final class LedgerGauge: @unchecked Sendable {
 
     init(maxQueued: Int, staleAfter: Duration?) {
         self.maxQueued = maxQueued
-        staleAfterMillis = staleAfter.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
+        staleAfterMillis = staleAfter.map(\.milliseconds)
     }
 
     /// New stats. A retained message delivered on subscribing may be old: it

@@ -5,6 +5,14 @@ public enum Clock {
     public static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 }
 
+extension Duration {
+    /// The whole milliseconds in this duration (rounded toward zero).
+    public var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
 /// Shared JSON settings: sorted keys so payloads are stable.
 public enum JSONCoding {
     public static var encoder: JSONEncoder {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Jobs
+import MQTT
 
 /// The result store's SQLite database: one `jobs` row per job, in a
 /// `DatabasePool` (WAL mode: readers never block the writer).
@@ -96,6 +97,28 @@ public final class JobDatabase: Sendable {
             try db.execute(sql: "ALTER TABLE pending ADD COLUMN last_error TEXT")
             try db.execute(sql: "CREATE INDEX pending_expires_at ON pending (expires_at)")
         }
+        migrator.registerMigration("v4: requests kept as they came") { db in
+            // `payload` is now the message's bytes as they came, published again unchanged on
+            // `topic` with `properties` (a LedgerEntry.StoredProperties JSON); `version` and
+            // `reply_topic` are read once, on receipt. Rows from before held the request as
+            // JSON for the model's service topic: they become exactly that message.
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN topic TEXT NOT NULL DEFAULT ''")
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN properties TEXT NOT NULL DEFAULT '{}'")
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN version INTEGER")
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN reply_topic TEXT")
+            try db.execute(sql: "ALTER TABLE pending ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0")
+            let json = LedgerEntry.StoredProperties.encode(MQTTProperties(contentType: "application/json"))
+            let update = try db.makeStatement(sql: """
+                UPDATE pending SET topic = ?, properties = ?, version = ?, reply_topic = ?, received_at = ? WHERE id = ?
+                """)
+            for row in try Row.fetchAll(db, sql: "SELECT id, model, payload FROM pending") {
+                let fields = (try? JSONSerialization.jsonObject(with: row["payload"] as Data)) as? [String: Any]
+                let version = fields?["version"] as? Int
+                let topic = Topics.requests(model: row["model"], version: version.map(Int64.init))
+                try update.execute(arguments: [topic, json, version, fields?["reply_topic"] as? String,
+                                               Clock.nowMillis(), row["id"] as String])
+            }
+        }
         return migrator
     }
 
@@ -106,34 +129,54 @@ public final class JobDatabase: Sendable {
     /// its status; only its missing model, version and `queued_at` are filled
     /// in. Returns whether a new row was created.
     ///
-    /// With `leaseUntil` the request also enters the ledger (`pending`, with its
-    /// image) unless the job already ended: it is published again if no worker
-    /// holds or finishes it by then, and it ends `expired` at `expiresAt`.
+    /// With `leaseUntil` the request also enters the ledger (`pending`, the
+    /// message as it came) unless the job already ended: it is published again
+    /// if no worker holds or finishes it by then, and it ends `expired` at
+    /// `expiresAt`.
     @discardableResult
-    public func recordRequest(_ request: JobRequest, leaseUntil: Int64? = nil, expiresAt: Int64? = nil) async throws -> Bool {
+    public func recordRequest(_ entry: LedgerEntry, leaseUntil: Int64? = nil, expiresAt: Int64? = nil) async throws -> Bool {
+        try await recordRequests([entry], leaseUntil: leaseUntil, expiresAt: expiresAt)[0]
+    }
+
+    /// Records several requests as ``recordRequest(_:leaseUntil:expiresAt:)``
+    /// does, in one transaction (one commit for all: the store's group
+    /// commit). Returns, for each, whether a new row was created.
+    public func recordRequests(_ entries: [LedgerEntry], leaseUntil: Int64? = nil, expiresAt: Int64? = nil) async throws -> [Bool] {
         let now = Clock.nowMillis()
         return try await pool.write { db in
-            if let leaseUntil, try Self.fetch(db, request.jobID)?.status.isTerminal != true {
-                // Kept (with its image) until the job ends, so it can be delivered again.
-                try db.execute(
-                    sql: "INSERT OR IGNORE INTO pending (id, model, payload, lease_until, expires_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [request.jobID, request.model, request.jsonPayload(), leaseUntil, expiresAt])
-            }
-            if var record = try Self.fetch(db, request.jobID) {
-                let before = record
-                if record.model.isEmpty { record.model = request.model }
-                if record.version == nil { record.version = request.version }
-                if record.queuedAt == nil { record.queuedAt = request.submittedAt }
-                if record != before {
-                    record.updatedAt = now
-                    try Self.save(db, record)
-                }
-                return false
-            }
-            try Self.save(db, JobRecord(id: request.jobID, model: request.model, version: request.version,
-                                        status: .queued, queuedAt: request.submittedAt, updatedAt: now))
-            return true
+            try entries.map { try Self.insertRequest(db, $0, leaseUntil: leaseUntil, expiresAt: expiresAt, now: now) }
         }
+    }
+
+    private static func insertRequest(_ db: Database, _ entry: LedgerEntry, leaseUntil: Int64?, expiresAt: Int64?,
+                                      now: Int64) throws -> Bool {
+        let existing = try fetch(db, entry.jobID)
+        if let leaseUntil, existing?.status.isTerminal != true {
+            // Kept (the message as it came) until the job ends, so it can be delivered again.
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO pending (id, model, payload, lease_until, expires_at,
+                                                   topic, properties, version, reply_topic, received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [entry.jobID, entry.model, Data(entry.payload), leaseUntil, expiresAt,
+                            entry.topic, LedgerEntry.StoredProperties.encode(entry.properties), entry.version,
+                            entry.replyTopic, entry.receivedAt])
+        }
+        if var record = existing {
+            let before = record
+            if record.model.isEmpty { record.model = entry.model }
+            if record.version == nil { record.version = entry.version }
+            if record.queuedAt == nil { record.queuedAt = entry.submittedAt }
+            if record != before {
+                record.updatedAt = now
+                try save(db, record)
+            }
+            return false
+        }
+        try save(db, JobRecord(id: entry.jobID, model: entry.model, version: entry.version,
+                               status: .queued, queuedAt: entry.submittedAt, updatedAt: now))
+        return true
     }
 
     /// Records that a worker took the job at `startedAt` (a running event).
@@ -328,9 +371,8 @@ public final class JobDatabase: Sendable {
 
     /// A request whose lease or TTL ran out.
     public struct OverdueRequest: Sendable, Equatable {
-        public var id: String
-        public var model: String
-        public var payload: [UInt8]
+        /// The request, as it came.
+        public var entry: LedgerEntry
         /// How often it has been published so far.
         public var deliveries: Int
         /// How often a worker started it (`jobs.attempts`).
@@ -339,6 +381,8 @@ public final class JobDatabase: Sendable {
         public var expiresAt: Int64?
         /// Why the last attempt was handed back, if it was.
         public var lastError: String?
+
+        public var id: String { entry.jobID }
     }
 
     /// Requests whose lease ran out before `now`, or whose TTL did, oldest
@@ -346,15 +390,19 @@ public final class JobDatabase: Sendable {
     public func overdue(now: Int64, limit: Int = 500) async throws -> [OverdueRequest] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT p.id, p.model, p.payload, p.deliveries, p.expires_at, p.last_error,
-                       COALESCE(j.attempts, 0) AS attempts
+                SELECT p.id, p.model, p.payload, p.deliveries, p.expires_at, p.last_error, p.topic, p.properties,
+                       p.version, p.reply_topic, p.received_at, j.queued_at, COALESCE(j.attempts, 0) AS attempts
                 FROM pending p LEFT JOIN jobs j ON j.id = p.id
                 WHERE p.lease_until < ? OR p.expires_at < ?
                 ORDER BY p.lease_until LIMIT ?
-                """, arguments: [now, now, limit]).map {
-                OverdueRequest(id: $0["id"], model: $0["model"], payload: [UInt8]($0["payload"] as Data),
-                               deliveries: $0["deliveries"], attempts: $0["attempts"], expiresAt: $0["expires_at"],
-                               lastError: $0["last_error"])
+                """, arguments: [now, now, limit]).map { row in
+                let entry = LedgerEntry(jobID: row["id"], model: row["model"], version: row["version"],
+                                        replyTopic: row["reply_topic"], submittedAt: row["queued_at"] ?? row["received_at"],
+                                        receivedAt: row["received_at"], topic: row["topic"],
+                                        payload: [UInt8](row["payload"] as Data),
+                                        properties: LedgerEntry.StoredProperties.decode(row["properties"]))
+                return OverdueRequest(entry: entry, deliveries: row["deliveries"], attempts: row["attempts"],
+                                      expiresAt: row["expires_at"], lastError: row["last_error"])
             }
         }
     }

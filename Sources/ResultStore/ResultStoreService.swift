@@ -38,6 +38,7 @@ public struct ResultStoreService: Service {
     public let configuration: ResultStoreConfiguration
     /// The store's database, shared with whoever else wants to read it.
     public let database: JobDatabase
+    private let ledger: LedgerWriter
     private let logger: Logger
 
     /// Opens the database at `configuration.databasePath`.
@@ -52,6 +53,7 @@ public struct ResultStoreService: Service {
                 logger: Logger = Logger(label: "conveyor.result-store")) {
         self.configuration = configuration
         self.database = database
+        self.ledger = LedgerWriter(database: database, lease: configuration.lease, ttl: configuration.jobTTL)
         self.logger = logger
     }
 
@@ -73,16 +75,25 @@ public struct ResultStoreService: Service {
             try await withGracefulShutdownHandler { [self] in
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask {
-                        for await message in requests {
-                            // The receipt goes out only after the request is committed.
-                            if let (topic, receipt) = await self.handleRequest(message) {
-                                await self.send(receipt, to: topic, client: client)
+                        // Concurrently: requests that arrive during a commit share the next one.
+                        await withDiscardingTaskGroup { requestGroup in
+                            for await message in requests {
+                                requestGroup.addTask {
+                                    // The receipt goes out only after the request is committed.
+                                    if let (topic, receipt) = await self.handleRequest(message) {
+                                        await self.send(receipt, to: topic, client: client)
+                                    }
+                                }
                             }
                         }
                         try Self.checkEnded(Topics.allRequests)
                     }
                     group.addTask {
-                        for await message in deviceRequests { await self.handleRequest(message) }
+                        await withDiscardingTaskGroup { requestGroup in
+                            for await message in deviceRequests {
+                                requestGroup.addTask { await self.handleRequest(message) }
+                            }
+                        }
                         try Self.checkEnded(Topics.allDeviceRequests)
                     }
                     group.addTask {
@@ -131,8 +142,7 @@ public struct ResultStoreService: Service {
     }
 
     private func leaseEnd(from start: Int64) -> Int64 {
-        let c = configuration.lease.components
-        return start + c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
+        start + configuration.lease.milliseconds
     }
 
     /// The ledger's promise: a job with no result by the end of its lease is
@@ -168,22 +178,25 @@ public struct ResultStoreService: Service {
     private func settle(_ job: JobDatabase.OverdueRequest, now: Int64, client: MQTTClient) async -> Bool {
         do {
             let ending: (JobStatus, String)?
+            let properties = job.entry.republishedProperties(now: now)
             if let expiresAt = job.expiresAt, expiresAt < now {
-                let ttl = configuration.jobTTL.map { "\(Self.milliseconds($0) / 1000) s" } ?? "its TTL"
+                let ttl = configuration.jobTTL.map { "\($0.milliseconds / 1000) s" } ?? "its TTL"
                 ending = (.expired, "not finished within \(ttl) (published \(job.deliveries) time(s), started \(job.attempts) time(s))")
+            } else if properties == nil {
+                let interval = job.entry.properties.messageExpiryInterval ?? 0
+                ending = (.expired, "its message expiry interval (\(interval) s) passed before it could be delivered again")
             } else if job.attempts >= configuration.maxDeliveries {
                 ending = (.failed, "no result after \(job.attempts) attempts" + (job.lastError.map { "; last error: \($0)" } ?? ""))
             } else {
                 ending = nil
             }
             if let (status, reason) = ending {
-                let result = JobResult(jobID: job.id, model: job.model, status: status,
+                let result = JobResult(jobID: job.id, model: job.entry.model, status: status,
                                        timings: JobTimings(finishedAt: now), error: reason, worker: nil)
                 guard try await database.recordResult(result) else { return true }  // a worker's result came first
                 try await client.publish(Topics.result(job: job.id), payload: [UInt8](result.jsonPayload()), qos: 1)
                 // A device waits on its reply topic (kept in the ledger's copy of the request).
-                if let reply = (try? JSONCoding.decoder.decode(JobRequest.self, from: Data(job.payload)))?.replyTopic,
-                   reply != Topics.result(job: job.id) {
+                if let reply = job.entry.replyTopic, reply != Topics.result(job: job.id) {
                     var properties = MQTTProperties()
                     properties.contentType = "application/json"
                     try await client.publish(reply, payload: [UInt8](result.jsonPayload()), qos: 1, properties: properties)
@@ -191,12 +204,9 @@ public struct ResultStoreService: Service {
                 logger.warning("ledger: job \(status.rawValue): \(reason)", metadata: ["job_id": "\(job.id)"])
             } else {
                 try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
-                var properties = MQTTProperties()
-                properties.contentType = "application/json"
-                // A request for a version goes back to that version's topic.
-                let version = ((try? JSONSerialization.jsonObject(with: Data(job.payload))) as? [String: Any])?["version"] as? Int
-                try await client.publish(Topics.requests(model: job.model, version: version.map(Int64.init)),
-                                         payload: job.payload, qos: 1, properties: properties)
+                // The message as it came, on the topic it came on.
+                try await client.publish(job.entry.topic, payload: job.entry.payload, qos: 1,
+                                         properties: properties ?? job.entry.properties)
                 logger.notice("ledger: published again (publication \(job.deliveries + 1), \(job.attempts) attempt(s) so far)",
                               metadata: ["job_id": "\(job.id)"])
             }
@@ -278,9 +288,7 @@ public struct ResultStoreService: Service {
             return (error.jobID, "bad request: \(error.reason)")
         }
         do {
-            let now = Clock.nowMillis()
-            try await database.recordRequest(request, leaseUntil: leaseEnd(from: now),
-                                             expiresAt: configuration.jobTTL.map { now + Self.milliseconds($0) })
+            try await ledger.record(LedgerEntry(request, message: message))
             return (request.jobID, nil)
         } catch {
             logger.error("ledger: cannot record request", metadata: ["job_id": "\(request.jobID)", "error": "\(error)"])
@@ -400,7 +408,7 @@ public struct ResultStoreService: Service {
     // MARK: - Retention
 
     private func purgeLoop() async {
-        let retentionMillis = Self.milliseconds(configuration.retention)
+        let retentionMillis = configuration.retention.milliseconds
         while !Task.isCancelled {
             do {
                 let purged = try await database.purge(finishedBefore: Clock.nowMillis() - retentionMillis)
@@ -414,10 +422,5 @@ public struct ResultStoreService: Service {
                 return  // cancelled: stopping
             }
         }
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -12,6 +12,12 @@ final class JobsTests: XCTestCase {
         XCTAssertTrue(text.contains(#""image_b64":"\#(jpeg.base64EncodedString())""#), text)
     }
 
+    func testDurationInMilliseconds() {
+        XCTAssertEqual(Duration.seconds(24 * 3600).milliseconds, 86_400_000)
+        XCTAssertEqual(Duration.milliseconds(1_500).milliseconds, 1_500)
+        XCTAssertEqual(Duration.microseconds(2_999).milliseconds, 2)
+    }
+
     func testBadBase64IsADecodingError() {
         let json = Data(#"{"job_id":"a","model":"m","image_b64":"***"}"#.utf8)
         XCTAssertThrowsError(try JSONDecoder().decode(JobRequest.self, from: json))

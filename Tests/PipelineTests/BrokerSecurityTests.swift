@@ -88,8 +88,18 @@ final class BrokerSecurityTests: XCTestCase {
             XCTAssertEqual(code, 135)
         }
         try await ingress.client.publish(Topics.requests(model: "m"), payload: Array("{}".utf8), qos: 1)
+        // Nor on a device's request topic; only the store does, publishing a device's request again.
+        do {
+            try await ingress.client.publish(Topics.deviceRequests(device: "cam-a", model: "m"), payload: [0xFF, 0xD8], qos: 1)
+            XCTFail("the ingress account could publish a device's request")
+        } catch let MQTTError.publishRefused(_, code, _) {
+            XCTAssertEqual(code, 135)
+        }
+        let store = try await connected(broker.configuration("store"))
+        try await store.client.publish(Topics.deviceRequests(device: "cam-a", model: "m"), payload: [0xFF, 0xD8], qos: 1)
         await device.stop()
         await ingress.stop()
+        await store.stop()
     }
 
     func testWrongPasswordAndAnonymousAreRefused() async throws {

@@ -20,8 +20,9 @@ final class JobDatabaseTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    private func request(_ id: String, submittedAt: Int64 = 1_000, model: String = "inception_v3") -> JobRequest {
-        JobRequest(jobID: id, model: model, version: 2, topK: 3, submittedAt: submittedAt, image: Data([0xFF, 0xD8, 0xFF]))
+    private func request(_ id: String, submittedAt: Int64 = 1_000, model: String = "inception_v3") -> LedgerEntry {
+        LedgerEntry(binary: JobRequest(jobID: id, model: model, version: 2, topK: 3, submittedAt: submittedAt,
+                                       image: Data([0xFF, 0xD8, 0xFF])))
     }
 
     private func succeeded(_ id: String, label: String = "tabby", worker: String = "w1", finishedAt: Int64 = 3_000) -> JobResult {

@@ -208,6 +208,74 @@ final class ResultStoreServiceTests: XCTestCase {
         XCTAssertEqual(counts[.running], 1)
     }
 
+    func testRedeliveryRepublishesTheMessageAsItCame() async throws {
+        var configuration = storeConfiguration()
+        configuration.lease = .milliseconds(600)
+        configuration.redeliveryInterval = .milliseconds(100)
+        let store = try startStore(configuration)
+        defer { store.cancel() }
+        let client = try await connectedClient("publisher")
+        try await waitForStore(try await startedQueries(client))
+        // A worker that takes requests and never answers: the ledger publishes them again.
+        let worker = try await connectedClient("worker")
+        let serviceTopic = Topics.requests(model: "inception_v3", version: 2)
+        let deviceTopic = Topics.deviceRequests(device: "cam-7", model: "inception_v3")
+        var seen = try await worker.subscribe(Topics.allRequests, qos: 1).makeAsyncIterator()
+        var seenByDevice = try await worker.subscribe(Topics.allDeviceRequests, qos: 1).makeAsyncIterator()
+
+        let image = Self.jpeg + [UInt8](repeating: 0x42, count: 2_000)
+        var properties = MQTTProperties(
+            responseTopic: "app/replies/42", correlationData: [0, 1, 2, 250], contentType: "image/jpeg",
+            userProperties: [MQTTUserProperty(name: "job_id", value: "as-it-came"),
+                             MQTTUserProperty(name: "model", value: "inception_v3"),
+                             MQTTUserProperty(name: "top_k", value: "3"),
+                             MQTTUserProperty(name: "line", value: "press 4"),
+                             MQTTUserProperty(name: "line", value: "station 2")],
+            messageExpiryInterval: 3600)
+        properties.userProperties.append(MQTTUserProperty(name: LedgerReceipt.userProperty,
+                                                          value: Topics.storeReply(client: "someone")))
+        try await client.publish(serviceTopic, payload: image, qos: 1, properties: properties)
+        let deviceProperties = MQTTProperties(correlationData: Array("frame-9".utf8), contentType: "image/jpeg")
+        try await client.publish(deviceTopic, payload: image, qos: 1, properties: deviceProperties)
+
+        let first = await seen.next()
+        let again = await seen.next()
+        XCTAssertEqual(first?.topic, serviceTopic)
+        XCTAssertEqual(again?.topic, serviceTopic, "published again on the topic it came on")
+        XCTAssertEqual(again?.payload, image, "the same bytes, not re-encoded")
+        var expected = properties
+        expected.userProperties.removeLast()  // the receipt was asked for once
+        XCTAssertEqual(again?.properties.userProperties, expected.userProperties)
+        XCTAssertEqual(again?.properties.responseTopic, "app/replies/42")
+        XCTAssertEqual(again?.properties.correlationData, [0, 1, 2, 250])
+        XCTAssertEqual(again?.properties.contentType, "image/jpeg")
+        let expiry = try XCTUnwrap(again?.properties.messageExpiryInterval)
+        XCTAssertTrue((3590...3600).contains(expiry), "what is left of the message expiry, not a new one: \(expiry)")
+
+        _ = await seenByDevice.next()
+        let deviceAgain = await seenByDevice.next()
+        XCTAssertEqual(deviceAgain?.topic, deviceTopic, "a device's request goes back to its own topic")
+        XCTAssertEqual(deviceAgain?.payload, image)
+        XCTAssertEqual(deviceAgain?.properties.correlationData, Array("frame-9".utf8))
+        XCTAssertEqual(deviceAgain?.properties.contentType, "image/jpeg")
+    }
+
+    func testARequestWhoseMessageExpiryPassedEndsExpiredInsteadOfBeingPublishedAgain() async throws {
+        var configuration = storeConfiguration()
+        configuration.lease = .milliseconds(300)
+        configuration.redeliveryInterval = .milliseconds(100)
+        let store = try startStore(configuration)
+        defer { store.cancel() }
+        let client = try await connectedClient("publisher")
+        let queries = try await startedQueries(client)
+        try await waitForStore(queries)
+        var (payload, properties) = JobRequest(jobID: "short-lived", model: "inception_v3", image: Data(Self.jpeg)).binaryMessage()
+        properties.messageExpiryInterval = 1
+        try await client.publish(Topics.requests(model: "inception_v3"), payload: payload, qos: 1, properties: properties)
+        let job = try await waitFor("short-lived", .expired, queries)
+        XCTAssertTrue(job.error?.contains("message expiry") == true, job.error ?? "no error")
+    }
+
     func testRestartedStoreServesFinishedJobsFromTheSameFile() async throws {
         let client = try await connectedClient("publisher")
         let queries = try await startedQueries(client)

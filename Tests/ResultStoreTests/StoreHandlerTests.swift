@@ -114,11 +114,6 @@ final class StoreHandlerTests: XCTestCase {
         }
     }
 
-    func testMilliseconds() {
-        XCTAssertEqual(ResultStoreService.milliseconds(.seconds(24 * 3600)), 86_400_000)
-        XCTAssertEqual(ResultStoreService.milliseconds(.milliseconds(1_500)), 1_500)
-    }
-
     func testConfigurationDefaults() {
         let configuration = ResultStoreConfiguration()
         XCTAssertEqual(configuration.databasePath, "conveyor-jobs.sqlite")

@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries, one shim each.
@@ -41,31 +43,49 @@ let package = Package(
         // MQTT over libmosquitto, used by every service.
         .target(
             name: "MQTT",
-            dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CMosquitto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // Metrics (swift-metrics onto a Prometheus registry), health probes, JSON logs.
+        .target(
+            name: "Observability",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         // The job contract: topics, request and result messages.
         .target(name: "Jobs", dependencies: ["MQTT"]),
         .target(
             name: "Worker",
             dependencies: [
-                "Inception", "MQTT", "Jobs", "ModelRepository", "TFServing",
+                "Inception", "MQTT", "Jobs", "ModelRepository", "TFServing", "Observability",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
             name: "ResultStore",
             dependencies: [
-                "MQTT", "Jobs",
+                "MQTT", "Jobs", "Observability",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
             name: "Ingress",
             dependencies: [
-                "Inception", "MQTT", "Jobs", "ResultStore", "TFServing", "TFServingAPI", "TFServingGRPC",
+                "Inception", "MQTT", "Jobs", "ResultStore", "TFServing", "TFServingAPI", "TFServingGRPC", "Observability",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -111,7 +131,7 @@ let package = Package(
             name: "Conveyor",
             dependencies: [
                 "Inception", "MQTT", "Jobs", "Worker", "ResultStore", "Ingress", "Spawn", "ModelRepository",
-                "TFServingAPI", "TFServingGRPC",
+                "TFServingAPI", "TFServingGRPC", "Observability",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -144,6 +164,16 @@ let package = Package(
         ),
         .testTarget(name: "ModelRepositoryTests", dependencies: ["ModelRepository"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestBroker"]),
+        .testTarget(
+            name: "ObservabilityTests",
+            dependencies: [
+                "Observability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .testTarget(name: "DeploymentTests"),
         .testTarget(name: "PipelineTests", dependencies: ["Jobs", "MQTT", "TestBroker", "Inception", "Spawn"]),
         .testTarget(

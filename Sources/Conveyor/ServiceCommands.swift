@@ -3,6 +3,7 @@ import Inception
 import Foundation
 import Ingress
 import Logging
+import Observability
 import ResultStore
 import ServiceLifecycle
 import Worker
@@ -14,14 +15,21 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Worker") var options: WorkerOptions
     @OptionGroup(title: "Limits") var images: ImageOptions
+    @OptionGroup(title: "Metrics and probes") var probes: ProbeOptions
     @OptionGroup(title: "Logging") var log: LogOptions
 
     func run() async throws {
+        MetricsRegistry.bootstrap()
         let logger = try log.logger("conveyor.worker")
         let configuration = try options.configuration(broker: try broker.configuration(role: "worker"), model: model, images: images)
         let worker = try WorkerService(configuration: configuration, logger: logger)
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
-        try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        var services: [any Service] = [worker]
+        if let probe = try probes.server(defaultPort: 0, readiness: worker.readiness,
+                                         logger: logger) {
+            services.append(probe)
+        }
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }
 
@@ -30,13 +38,24 @@ struct StoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "store", abstract: "Run the result store.")
     @OptionGroup(title: "Broker") var broker: BrokerOptions
     @OptionGroup(title: "Store") var options: StoreOptions
+    @OptionGroup(title: "Metrics and probes") var probes: ProbeOptions
     @OptionGroup(title: "Logging") var log: LogOptions
 
+    /// The store's default metrics port (one store per host).
+    static let defaultMetricsPort = 9102
+
     func run() async throws {
+        MetricsRegistry.bootstrap()
         let logger = try log.logger("conveyor.store")
         let store = try ResultStoreService(configuration: options.configuration(broker: try broker.configuration(role: "store")),
                                            logger: logger)
-        try await ServiceGroup(services: [store], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        var services: [any Service] = [store]
+        if let probe = try probes.server(defaultPort: Self.defaultMetricsPort,
+                                         readiness: store.readiness,
+                                         logger: logger) {
+            services.append(probe)
+        }
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }
 
@@ -54,6 +73,7 @@ struct IngressCommand: AsyncParsableCommand {
     var modelName: String?
 
     func run() async throws {
+        MetricsRegistry.bootstrap()
         let logger = try log.logger("conveyor.ingress")
         let name = Setting.string(modelName, env: "CONVEYOR_MODEL_NAME") ?? "inception_v3"
         let configuration = try options.configuration(broker: try broker.configuration(role: "ingress"), modelName: name,

@@ -4,6 +4,7 @@ import Foundation
 import Ingress
 import Logging
 import MQTT
+import Observability
 import ResultStore
 import ServiceLifecycle
 import Worker
@@ -42,6 +43,8 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // One process, one registry: the ingress's /metrics shows every service's metrics.
+        MetricsRegistry.bootstrap()
         let logger = try log.logger("conveyor")
         let dir = dataDir ?? Environment.string("CONVEYOR_DATA_DIR") ?? "conveyor-data"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

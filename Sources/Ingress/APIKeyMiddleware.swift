@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Observability
 
 /// API keys the ingress accepts: read from a file (one key per line; blank lines and
 /// lines starting with `#` are skipped). Keys are compared in constant time and never
@@ -36,16 +37,19 @@ public enum APIKeys {
 }
 
 /// Requires `Authorization: Bearer <key>` with one of the configured keys on every route
-/// but `GET /health`; answers 401 `{"error": …}` with `WWW-Authenticate: Bearer` otherwise.
+/// but the probes (`/health`, `/health/live`, `/health/ready`, `/metrics`); answers 401 `{"error": …}` with `WWW-Authenticate: Bearer` otherwise.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: [[UInt8]]
+
+    /// Paths answered without a key: health probes and metrics scrapers carry none.
+    static var open: Set<String> { Set(["/health"] + ProbeRoutes.paths) }
 
     init(keys: Set<String>) {
         self.keys = keys.map { Array($0.utf8) }
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path == "/health" { return try await next(request, context) }
+        if Self.open.contains(request.uri.path) { return try await next(request, context) }
         guard let header = request.headers[.authorization] else {
             throw Self.unauthorized("missing API key: send the header `Authorization: Bearer <key>`")
         }

@@ -4,6 +4,7 @@ import Inception
 import Jobs
 import Logging
 import MQTT
+import Observability
 import ResultStore
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -35,7 +36,7 @@ public final class IngressService: Service {
         self.configuration = configuration
         self.model = model
         self.logger = logger
-        client = MQTTClient(configuration.broker, logger: logger)
+        client = MQTTClient(configuration.broker, logger: logger, service: "ingress")
         store = JobQueryClient(client: client, replyTopic: Topics.storeReply(client: configuration.broker.clientID))
         decoder = JPEGDecoder(maxPixels: configuration.maxPixels)
         gauge = LedgerGauge(maxQueued: configuration.maxQueued, staleAfter: configuration.ledgerStaleAfter)
@@ -171,16 +172,27 @@ public final class IngressService: Service {
     static let routes: [(method: HTTPRequest.Method, path: String)] = [
         (.get, "/health"), (.get, "/metadata"), (.get, "/label"), (.get, "/openapi.yaml"),
         (.post, "/predict"), (.get, "/predict/test"), (.get, "/job/:id"),
-    ]
+    ] + ProbeRoutes.paths.map { (.get, $0) }
+
+    /// `GET /health/ready`: connected to the broker, and the result store's
+    /// ledger stats are fresh (the store runs and reaches the broker).
+    public var readiness: Readiness {
+        Readiness([
+            .init("broker") { [client] in client.isConnected ? nil : "not connected to the broker" },
+            .init("ledger") { [gauge] in gauge.staleness().map { "no ledger stats from the result store for \($0)" } },
+        ])
+    }
 
     /// The routes of the book's async API.
     func makeRouter() -> Router<IngressRequestContext> {
         let router = Router(context: IngressRequestContext.self)
+        router.add(middleware: HTTPMetricsMiddleware())
         router.add(middleware: JSONErrorMiddleware(routes: Self.routes))
         if !configuration.apiKeys.isEmpty {
             router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
         }
         router.get("/health") { _, _ in JSONBody.response(["health": "ok"]) }
+        ProbeRoutes.add(to: router, readiness: readiness)
         router.get("/metadata") { _, _ in
             let resolved = try self.model?.resolved ?? self.announcedDefaultModel()
             return TFServingREST.json(StatusJSON.metadata(resolved), status: .ok)
@@ -255,7 +267,8 @@ public final class IngressService: Service {
         }
         let request = JobRequest(jobID: JobID.make(), model: configuration.modelName, topK: topK, image: image)
         do {
-            try await submitter.submit([request], to: Topics.requests(model: configuration.modelName), client: client)
+            try await submitter.submit([request], to: Topics.requests(model: configuration.modelName),
+                                       from: SubmissionOrigin(address: client, frontend: .http))
         } catch {
             throw APIError(refusal: error)
         }

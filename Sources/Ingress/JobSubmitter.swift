@@ -1,5 +1,6 @@
 import Jobs
 import Logging
+import Metrics
 import MQTT
 import ResultStore
 
@@ -58,11 +59,11 @@ final class JobSubmitter: Sendable {
         self.logger = logger
     }
 
-    /// Accepts `requests` from `client` (its IP address; all or none as far as
-    /// the caller is told), publishing them on `topic` concurrently and waiting
-    /// for every receipt.
-    func submit(_ requests: [JobRequest], to topic: String, client address: String?) async throws(Refusal) {
-        if let limiter, let wait = limiter.take(address ?? "unknown", jobs: requests.count) {
+    /// Accepts `requests` from `origin` (all or none as far as the caller is
+    /// told), publishing them on `topic` concurrently and waiting for every
+    /// receipt. Accepted jobs count in `conveyor_jobs_submitted_total{model,frontend}`.
+    func submit(_ requests: [JobRequest], to topic: String, from origin: SubmissionOrigin) async throws(Refusal) {
+        if let limiter, let wait = limiter.take(origin.address ?? "unknown", jobs: requests.count) {
             throw .rateLimited(rate: limiter.rate, retryAfter: max(1, Int(wait.rounded(.up))))
         }
         for admitted in 0..<requests.count {
@@ -87,6 +88,10 @@ final class JobSubmitter: Sendable {
         // Recorded jobs are the ledger's now; only the others give their room back.
         for _ in refusals { gauge.release() }
         if let first = refusals.first { throw first }
+        for request in requests {
+            Counter(label: "conveyor_jobs_submitted_total",
+                    dimensions: [("model", request.model), ("frontend", origin.frontend.rawValue)]).increment()
+        }
     }
 
     /// Publishes one request asking for a receipt and waits for it.

@@ -57,6 +57,17 @@ final class LedgerGauge: @unchecked Sendable {
         }
     }
 
+    /// How long (e.g. "12 s") since the last stats, when that is over the
+    /// staleness limit; `nil` while they are fresh. Before any stats came:
+    /// "ever" (the store has not been seen yet).
+    func staleness(now: Int64 = Clock.nowMillis()) -> String? {
+        lock.withLock {
+            guard stats != nil else { return "ever (none received yet)" }
+            guard let staleAfterMillis, now - statsTime > staleAfterMillis else { return nil }
+            return "\((now - statsTime) / 1000) s"
+        }
+    }
+
     /// A reserved job was not published after all.
     func release() {
         lock.withLock { acceptedSince = max(0, acceptedSince - 1) }

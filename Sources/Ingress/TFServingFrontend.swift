@@ -32,8 +32,8 @@ public final class TFServingFrontend: Sendable {
 
     // MARK: REST
 
-    /// Answers one REST call from `client` (its IP address, for the rate limit); `path` is already parsed.
-    public func rest(_ path: RESTPath, body: [UInt8], client: String?) async throws(TFServingError) -> JSONValue {
+    /// Answers one REST call from `origin` (its address is the rate limit's key); `path` is already parsed.
+    public func rest(_ path: RESTPath, body: [UInt8], origin: SubmissionOrigin) async throws(TFServingError) -> JSONValue {
         switch path.action {
         case .status:
             return StatusJSON.status(try catalog.status(model: path.model, path.selector))
@@ -44,14 +44,14 @@ public final class TFServingFrontend: Sendable {
             let request = try PredictRequestBody.parse(body) { (name: String) throws(TFServingError) in
                 try ModelSignatures.signature(name, for: resolved.info)
             }
-            let outputs = try await predict(resolved, signature: request.signatureName, inputs: request.inputs, client: client)
+            let outputs = try await predict(resolved, signature: request.signatureName, inputs: request.inputs, origin: origin)
             return PredictResponseBody.encode(outputs, format: request.format)
         case .classify:
             let resolved = try catalog.resolve(model: path.model, path.selector)
             let request = try ClassifyRequestBody.parse(body) { (name: String) throws(TFServingError) in
                 try Self.classificationSignature(name, for: resolved.info)
             }
-            return ClassifyRequestBody.encode(try await classify(resolved, input: request.input, client: client))
+            return ClassifyRequestBody.encode(try await classify(resolved, input: request.input, origin: origin))
         case .regress:
             throw TFServingError(.unimplemented, "Regress is not supported: Conveyor serves classification models")
         }
@@ -71,7 +71,7 @@ public final class TFServingFrontend: Sendable {
 
     /// Runs a predict request: returns the signature's outputs, batch first.
     public func predict(_ resolved: ModelCatalog.Resolved, signature name: String,
-                        inputs: [String: Tensor], client: String?) async throws(TFServingError) -> [(name: String, tensor: Tensor)] {
+                        inputs: [String: Tensor], origin: SubmissionOrigin) async throws(TFServingError) -> [(name: String, tensor: Tensor)] {
         let signature = try ModelSignatures.signature(name, for: resolved.info)
         guard signature.method == Signature.predictMethod else {
             throw .invalid("Expected prediction signature method_name to be tensorflow/serving/predict. Was: \(signature.method)")
@@ -80,7 +80,7 @@ public final class TFServingFrontend: Sendable {
             throw .invalid("Missing input '\(signature.inputs.first?.name ?? "")'")
         }
         let batched = resolved.info.kind == .tensor ? try TensorModelIO.batched(input, info: resolved.info, name: spec.name) : input
-        let results = try await run(resolved, examples: try examples(batched, info: resolved.info), client: client)
+        let results = try await run(resolved, examples: try examples(batched, info: resolved.info), origin: origin)
         if resolved.info.kind == .tensor {
             // The model's own output, as is.
             return [(signature.outputs[0].name, try TensorModelIO.output(results, info: resolved.info))]
@@ -105,8 +105,8 @@ public final class TFServingFrontend: Sendable {
     }
 
     /// Runs a classify request: the classes of each example, best first.
-    public func classify(_ resolved: ModelCatalog.Resolved, input: Tensor, client: String?) async throws(TFServingError) -> [[(label: String, score: Float)]] {
-        let results = try await run(resolved, examples: try examples(input, info: resolved.info), client: client)
+    public func classify(_ resolved: ModelCatalog.Resolved, input: Tensor, origin: SubmissionOrigin) async throws(TFServingError) -> [[(label: String, score: Float)]] {
+        let results = try await run(resolved, examples: try examples(input, info: resolved.info), origin: origin)
         return results.map { $0.top.map { (label: $0.label, score: $0.score) } }
     }
 
@@ -157,7 +157,7 @@ public final class TFServingFrontend: Sendable {
 
     /// Publishes one job per example to the version's request topic and waits
     /// for every result.
-    private func run(_ resolved: ModelCatalog.Resolved, examples: [Example], client: String?) async throws(TFServingError) -> [JobResult] {
+    private func run(_ resolved: ModelCatalog.Resolved, examples: [Example], origin: SubmissionOrigin) async throws(TFServingError) -> [JobResult] {
         let topK = resolved.info.kind == .image ? ModelSignatures.imageTopK : max(resolved.info.classes, 1)
         let requests: [JobRequest] = examples.map { example in
             switch example {
@@ -173,7 +173,7 @@ public final class TFServingFrontend: Sendable {
         defer { for (r, t) in zip(requests, tokens) { watcher.unregister(r.jobID, t) } }
         do {
             try await submitter.submit(requests, to: Topics.requests(model: resolved.model, version: resolved.version),
-                                       client: client)
+                                       from: origin)
         } catch {
             // TF Serving's messages start with a capital letter.
             let message = error.message.prefix(1).uppercased() + error.message.dropFirst()

@@ -23,7 +23,7 @@ struct PredictionServiceHandler: Tensorflow_Serving_PredictionService.SimpleServ
                 throw TFServingError.invalid("input tensor alias not found in signature: \(name). Inputs expected to be in the set {\(signature.inputs.map(\.name).joined(separator: ","))}.")
             }
             var outputs = try await frontend.predict(resolved, signature: signatureName, inputs: inputs,
-                                                     client: RPCFailure.clientAddress(context))
+                                                     origin: SubmissionOrigin(address: RPCFailure.clientAddress(context), frontend: .tfServingGRPC))
             if !request.outputFilter.isEmpty {
                 for name in request.outputFilter where !outputs.contains(where: { $0.name == name }) {
                     throw TFServingError.invalid("output tensor alias not found in signature: \(name)")
@@ -64,7 +64,7 @@ struct PredictionServiceHandler: Tensorflow_Serving_PredictionService.SimpleServ
                 throw TFServingError.invalid("feature '\(spec.name)' has different lengths in different examples")
             }
             let input = PredictRequestBody.stack(parts)
-            let classified = try await frontend.classify(resolved, input: input, client: RPCFailure.clientAddress(context))
+            let classified = try await frontend.classify(resolved, input: input, origin: SubmissionOrigin(address: RPCFailure.clientAddress(context), frontend: .tfServingGRPC))
             var response = Tensorflow_Serving_ClassificationResponse()
             response.modelSpec = .init(model: resolved.model, version: resolved.version, signature: "classify")
             response.result.classifications = classified.map { classes in

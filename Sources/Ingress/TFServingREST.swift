@@ -1,5 +1,7 @@
+import Foundation
 import Hummingbird
 import Logging
+import Observability
 import TFServing
 
 /// TF Serving's REST API (`/v1/models/…`, usually on port 8501) as a
@@ -24,7 +26,27 @@ struct TFServingREST: Sendable {
         CallbackResponder { request, context in await self.respond(to: request, client: context.clientAddress) }
     }
 
+    /// Answers one request, counted in the HTTP metrics under its route's
+    /// pattern (`/v1/models/{model}:predict`, …; `NotFound` for any other path).
     func respond(to request: Request, client: String?) async -> Response {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let response = await answer(request, client: client)
+        let route = RESTPath(method: request.method.rawValue, path: request.uri.path).map(Self.pattern) ?? "NotFound"
+        HTTPMetrics.record(route: route, method: request.method, status: response.status,
+                           nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
+        return response
+    }
+
+    /// The metrics label of a route: its pattern, without the model's name or version.
+    static func pattern(_ route: RESTPath) -> String {
+        switch route.action {
+        case .status: "/v1/models/{model}"
+        case .metadata: "/v1/models/{model}/metadata"
+        case .predict, .classify, .regress: "/v1/models/{model}:\(route.action.rawValue)"
+        }
+    }
+
+    private func answer(_ request: Request, client: String?) async -> Response {
         let path = request.uri.path
         let method = request.method.rawValue
         if !keys.isEmpty {
@@ -53,7 +75,7 @@ struct TFServingREST: Sendable {
             }
         }
         do {
-            return Self.json(try await frontend.rest(route, body: body, client: client), status: .ok)
+            return Self.json(try await frontend.rest(route, body: body, origin: SubmissionOrigin(address: client, frontend: .tfServingREST)), status: .ok)
         } catch {
             if error.code == .internal || error.code == .unavailable {
                 logger.error("TF Serving \(method) \(path): \(error.message)")

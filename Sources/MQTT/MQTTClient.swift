@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import Metrics
 
 /// An MQTT client over libmosquitto, with async/await operations.
 ///
@@ -28,13 +29,19 @@ public final class MQTTClient: Sendable {
     /// Serialises the blocking lifecycle calls (start, stop and restart of the network thread)
     /// and keeps them off the cooperative thread pool.
     private let lifecycle: DispatchQueue
+    private let connectedGauge: Gauge
+    private let reconnects: Counter
 
     /// Creates a client; nothing happens on the network until ``connect()``.
-    public init(_ configuration: MQTTConfiguration, logger: Logger = Logger(label: "mqtt")) {
+    /// `service` labels its metrics: `conveyor_mqtt_connected{service}` (1
+    /// while connected) and `conveyor_mqtt_reconnects_total{service}`.
+    public init(_ configuration: MQTTConfiguration, logger: Logger = Logger(label: "mqtt"), service: String = "mqtt") {
         var logger = logger
         logger[metadataKey: "mqtt.client"] = "\(configuration.clientID)"
         self.configuration = configuration
         self.logger = logger
+        self.connectedGauge = Gauge(label: "conveyor_mqtt_connected", dimensions: [("service", service)])
+        self.reconnects = Counter(label: "conveyor_mqtt_reconnects_total", dimensions: [("service", service)])
         self.lifecycle = DispatchQueue(label: "mqtt.lifecycle.\(configuration.clientID)")
         self.mosquitto = Mosquitto(clientID: configuration.clientID, cleanStart: configuration.cleanStart)
         mosquitto.configure(configuration, logLines: logger.logLevel <= .trace)
@@ -153,6 +160,7 @@ public final class MQTTClient: Sendable {
     /// The client can ``connect()`` again afterwards.
     public func disconnect() async {
         await shutdown(failing: .notConnected)
+        connectedGauge.record(0)
         logger.debug("disconnected")
     }
 
@@ -465,7 +473,9 @@ public final class MQTTClient: Sendable {
                 logger.error("could not subscribe again to \(filter): \(Mosquitto.errorString(rc))")
             }
         }
+        connectedGauge.record(1)
         if outcome.again {
+            reconnects.increment()
             logger.info("reconnected to \(configuration.host):\(configuration.port), subscribed again to \(outcome.filters.count) filter(s)")
         } else {
             logger.info("connected to \(configuration.host):\(configuration.port)")
@@ -530,6 +540,7 @@ public final class MQTTClient: Sendable {
             return .restartLoop(attempt: state.reviveAttempts)
         }
         if wasConnected {
+            connectedGauge.record(0)
             let why = code >= 0x80 ? Mosquitto.reasonString(code) : Mosquitto.errorString(Int32(code))
             logger.warning("connection to \(configuration.host):\(configuration.port) lost (\(code): \(why)); reconnecting")
         }

@@ -119,6 +119,10 @@ public final class JobDatabase: Sendable {
                                                Clock.nowMillis(), row["id"] as String])
             }
         }
+        migrator.registerMigration("v5: health") { db in
+            // One row the readiness probe writes, to prove the database takes writes.
+            try db.execute(sql: "CREATE TABLE health (id INTEGER PRIMARY KEY, checked_at INTEGER NOT NULL)")
+        }
         return migrator
     }
 
@@ -334,6 +338,16 @@ public final class JobDatabase: Sendable {
                     """,
                 arguments: [finishedBefore])
             return db.changesCount
+        }
+    }
+
+    /// Commits a write (the `health` row), so a full disk, a read-only file or
+    /// a lock held too long shows as an error. For the readiness probe.
+    public func checkWritable() async throws {
+        let now = Clock.nowMillis()
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                           arguments: [now])
         }
     }
 

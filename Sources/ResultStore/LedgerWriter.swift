@@ -11,7 +11,7 @@ import Synchronization
 final class LedgerWriter: Sendable {
     private struct Waiting {
         var entry: LedgerEntry
-        var continuation: CheckedContinuation<Void, any Error>
+        var continuation: CheckedContinuation<Bool, any Error>
     }
 
     private struct State {
@@ -32,9 +32,11 @@ final class LedgerWriter: Sendable {
         self.ttl = ttl
     }
 
-    /// Commits `entry` (with the next group) and returns once it is durable.
-    func record(_ entry: LedgerEntry) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+    /// Commits `entry` (with the next group) and returns once it is durable:
+    /// whether it created the job (see ``JobDatabase/recordRequests(_:leaseUntil:expiresAt:)``).
+    @discardableResult
+    func record(_ entry: LedgerEntry) async throws -> Bool {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
             let start = state.withLock { state -> Bool in
                 state.queue.append(Waiting(entry: entry, continuation: continuation))
                 guard !state.writing else { return false }
@@ -57,9 +59,9 @@ final class LedgerWriter: Sendable {
             guard !group.isEmpty else { return }
             let now = Clock.nowMillis()
             do {
-                _ = try await database.recordRequests(group.map(\.entry), leaseUntil: now + lease.milliseconds,
-                                                      expiresAt: ttl.map { now + $0.milliseconds })
-                for waiting in group { waiting.continuation.resume() }
+                let created = try await database.recordRequests(group.map(\.entry), leaseUntil: now + lease.milliseconds,
+                                                                expiresAt: ttl.map { now + $0.milliseconds })
+                for (waiting, new) in zip(group, created) { waiting.continuation.resume(returning: new) }
             } catch {
                 for waiting in group { waiting.continuation.resume(throwing: error) }
             }

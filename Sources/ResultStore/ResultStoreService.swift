@@ -2,6 +2,7 @@ import Foundation
 import Jobs
 import Logging
 import MQTT
+import Observability
 import ServiceLifecycle
 
 /// The result store: keeps every job's record in a ``JobDatabase`` and serves
@@ -38,6 +39,7 @@ public struct ResultStoreService: Service {
     public let configuration: ResultStoreConfiguration
     /// The store's database, shared with whoever else wants to read it.
     public let database: JobDatabase
+    private let client: MQTTClient
     private let ledger: LedgerWriter
     private let logger: Logger
 
@@ -55,12 +57,22 @@ public struct ResultStoreService: Service {
         self.database = database
         self.ledger = LedgerWriter(database: database, lease: configuration.lease, ttl: configuration.jobTTL)
         self.logger = logger
+        var broker = configuration.broker
+        broker.protocolVersion = .v5
+        client = MQTTClient(broker, logger: logger, service: "store")
+    }
+
+    /// `GET /health/ready`: connected to the broker, and the database takes a write.
+    public var readiness: Readiness {
+        Readiness([
+            .init("broker") { [client] in client.isConnected ? nil : "not connected to the broker" },
+            .init("database") { [database] in
+                do { try await database.checkWritable(); return nil } catch { return "cannot write to the database: \(error)" }
+            },
+        ])
     }
 
     public func run() async throws {
-        var broker = configuration.broker
-        broker.protocolVersion = .v5
-        let client = MQTTClient(broker, logger: logger)
         try await client.connect()
         do {
             let requests = try await client.subscribe(Topics.allRequests, qos: 1)
@@ -194,6 +206,7 @@ public struct ResultStoreService: Service {
                 let result = JobResult(jobID: job.id, model: job.entry.model, status: status,
                                        timings: JobTimings(finishedAt: now), error: reason, worker: nil)
                 guard try await database.recordResult(result) else { return true }  // a worker's result came first
+                await finished(job.id)
                 try await client.publish(Topics.result(job: job.id), payload: [UInt8](result.jsonPayload()), qos: 1)
                 // A device waits on its reply topic (kept in the ledger's copy of the request).
                 if let reply = job.entry.replyTopic, reply != Topics.result(job: job.id) {
@@ -204,6 +217,7 @@ public struct ResultStoreService: Service {
                 logger.warning("ledger: job \(status.rawValue): \(reason)", metadata: ["job_id": "\(job.id)"])
             } else {
                 try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
+                StoreMetrics.redelivered()
                 // The message as it came, on the topic it came on.
                 try await client.publish(job.entry.topic, payload: job.entry.payload, qos: 1,
                                          properties: properties ?? job.entry.properties)
@@ -229,6 +243,7 @@ public struct ResultStoreService: Service {
     func publishStats(client: MQTTClient) async {
         do {
             let counts = try await database.ledgerCounts()
+            StoreMetrics.ledger(queued: counts.queued, running: counts.running)
             let stats = LedgerStats(queued: counts.queued, running: counts.running, at: Clock.nowMillis())
             let payload = try JSONCoding.encoder.encode(stats)
             try await client.publish(Topics.ledgerStats, payload: [UInt8](payload), qos: 0, retain: true)
@@ -288,7 +303,8 @@ public struct ResultStoreService: Service {
             return (error.jobID, "bad request: \(error.reason)")
         }
         do {
-            try await ledger.record(LedgerEntry(request, message: message))
+            let new = try await ledger.record(LedgerEntry(request, message: message))
+            if new, Topics.deviceRequest(fromTopic: message.topic) != nil { StoreMetrics.deviceJobSubmitted(model: request.model) }
             return (request.jobID, nil)
         } catch {
             logger.error("ledger: cannot record request", metadata: ["job_id": "\(request.jobID)", "error": "\(error)"])
@@ -301,11 +317,17 @@ public struct ResultStoreService: Service {
         guard let result = decodeResult(message, kind: "result") else { return }
         do {
             let applied = try await database.recordResult(result)
+            if applied, result.status.isTerminal { await finished(result.jobID) }
             logger.debug("result", metadata: ["job_id": "\(result.jobID)", "status": "\(result.status.rawValue)",
                                               "applied": "\(applied)"])
         } catch {
             logger.error("cannot record result", metadata: ["job_id": "\(result.jobID)", "error": "\(error)"])
         }
+    }
+
+    /// Counts a job that just ended (its metrics need the whole row).
+    private func finished(_ id: String) async {
+        if let record = try? await database.record(id) { StoreMetrics.jobFinished(record, now: Clock.nowMillis()) }
     }
 
     /// Events: records a worker taking a job.

@@ -4,6 +4,7 @@ import Jobs
 import Logging
 import ModelRepository
 import MQTT
+import Observability
 import ServiceLifecycle
 import Synchronization
 import TFServing
@@ -54,7 +55,7 @@ public final class WorkerService: Service {
         Engine.configure(threads: configuration.engineThreads ?? max(1, Engine.cores / concurrency))
         pool = InferencePool(threads: concurrency, maxPixels: configuration.maxPixels)
         workerID = configuration.broker.clientID
-        client = MQTTClient(configuration.broker, logger: logger)
+        client = MQTTClient(configuration.broker, logger: logger, service: "worker")
         // In a repository each version brings its own labels (beside its model file).
         manager = ServableManager(registry: registry,
                                   labelsPath: configuration.repository == nil ? configuration.labelsPath : nil, logger: logger)
@@ -75,6 +76,14 @@ public final class WorkerService: Service {
             modelName = name
             logger.info("worker \(workerID) serves model \(name) from \(configuration.modelPath) with \(concurrency) inference thread(s); labels: \(servable.labels.source ?? "none (class indices)")")
         }
+    }
+
+    /// `GET /health/ready`: connected to the broker, and a model version is loaded.
+    public var readiness: Readiness {
+        Readiness([
+            .init("broker") { [client] in client.isConnected ? nil : "not connected to the broker" },
+            .init("models") { [registry] in registry.available.isEmpty ? "no model version loaded yet" : nil },
+        ])
     }
 
     /// The newest loaded version of ``modelName``, if any.

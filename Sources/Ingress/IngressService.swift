@@ -179,7 +179,7 @@ public final class IngressService: Service {
     public var readiness: Readiness {
         Readiness([
             .init("broker") { [client] in client.isConnected ? nil : "not connected to the broker" },
-            .init("ledger") { [gauge] in gauge.staleness().map { "no ledger stats from the result store for \($0)" } },
+            .init("ledger") { [gauge] in gauge.staleness().map { "no ledger stats from the result store: \($0)" } },
         ])
     }
 

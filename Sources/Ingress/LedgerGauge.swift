@@ -57,14 +57,13 @@ final class LedgerGauge: @unchecked Sendable {
         }
     }
 
-    /// How long (e.g. "12 s") since the last stats, when that is over the
-    /// staleness limit; `nil` while they are fresh. Before any stats came:
-    /// "ever" (the store has not been seen yet).
+    /// Why the stats are not fresh ("none received yet", "none for 12 s"),
+    /// or `nil` while they are.
     func staleness(now: Int64 = Clock.nowMillis()) -> String? {
         lock.withLock {
-            guard stats != nil else { return "ever (none received yet)" }
+            guard stats != nil else { return "none received yet" }
             guard let staleAfterMillis, now - statsTime > staleAfterMillis else { return nil }
-            return "\((now - statsTime) / 1000) s"
+            return "none for \((now - statsTime) / 1000) s"
         }
     }
 

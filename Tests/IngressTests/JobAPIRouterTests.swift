@@ -59,9 +59,20 @@ final class JobAPIRouterTests: XCTestCase {
         }
     }
 
-    func testAPIKeysGuardEveryRouteButHealth() async throws {
+    func testAPIKeysGuardEveryRouteButTheProbes() async throws {
         try await application(apiKeys: ["k1"]).test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { XCTAssertEqual($0.status, .ok) }
+            try await client.execute(uri: "/health/live", method: .get) { XCTAssertEqual($0.status, .ok) }
+            try await client.execute(uri: "/metrics", method: .get) { XCTAssertEqual($0.status, .ok) }
+            // Never connected, no ledger stats: not ready, and it says why.
+            try await client.execute(uri: "/health/ready", method: .get) { response in
+                XCTAssertEqual(response.status, .serviceUnavailable)
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                let checks = body?["checks"] as? [String: String]
+                XCTAssertEqual(checks?["broker"], "not connected to the broker")
+                XCTAssertEqual(checks?["ledger"], "no ledger stats from the result store: none received yet")
+            }
+            try await client.execute(uri: "/metrics", method: .post) { XCTAssertEqual($0.status, .methodNotAllowed) }
             try await client.execute(uri: "/label", method: .get) { response in
                 XCTAssertEqual(response.status, .unauthorized)
                 XCTAssertEqual(response.headers[.wwwAuthenticate], "Bearer")

@@ -38,6 +38,8 @@ final class Pipeline: @unchecked Sendable {
     var databasePath: String { directory.appendingPathComponent("jobs.sqlite").path }
     /// Extra flags for `conveyor store` (e.g. a short `--lease-seconds`).
     var storeArguments: [String] = []
+    /// The store's `--metrics-port` (0: none, so stores of several pipelines never compete for one).
+    var storeMetricsPort = 0
     /// The broker port the services connect to (the broker's first listener unless set).
     var servicePort: Int?
     var brokerURL: String { "mqtt://127.0.0.1:\(servicePort ?? broker.port)" }
@@ -143,7 +145,8 @@ final class Pipeline: @unchecked Sendable {
     func launchStore(clientID: String = "store") throws -> ServiceProcess {
         let process = ServiceProcess(
             name: "store",
-            arguments: ["store"] + commonArguments + ["--database", databasePath, "--client-id", clientID] + storeArguments
+            arguments: ["store"] + commonArguments + ["--database", databasePath, "--client-id", clientID,
+                                                      "--metrics-port", String(storeMetricsPort)] + storeArguments
                 + roleArguments["store", default: []],
             logFile: logFile("store"))
         try process.start()

@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // OTLP over HTTP only (protobuf or JSON): the gRPC exporter is not needed.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // C libraries, one shim each.
@@ -47,6 +50,7 @@ let package = Package(
                 "CMosquitto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ]
         ),
         // Metrics (swift-metrics onto a Prometheus registry), health probes, JSON logs.
@@ -55,6 +59,8 @@ let package = Package(
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -67,6 +73,7 @@ let package = Package(
             dependencies: [
                 "Inception", "MQTT", "Jobs", "ModelRepository", "TFServing", "Observability",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -76,6 +83,7 @@ let package = Package(
             dependencies: [
                 "MQTT", "Jobs", "Observability",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -86,6 +94,7 @@ let package = Package(
             dependencies: [
                 "Inception", "MQTT", "Jobs", "ResultStore", "TFServing", "TFServingAPI", "TFServingGRPC", "Observability",
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -175,7 +184,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DeploymentTests"),
-        .testTarget(name: "PipelineTests", dependencies: ["Jobs", "MQTT", "TestBroker", "Inception", "Spawn"]),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: [
+                "Jobs", "MQTT", "TestBroker", "Inception", "Spawn",
+                // An in-process OTLP/HTTP receiver for the tracing test.
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "ResultStoreTests",
             dependencies: [

@@ -45,7 +45,10 @@ struct LogOptions: ParsableArguments {
 
     /// A logger at the chosen level, in the chosen format.
     func logger(_ label: String) throws -> Logger {
-        var logger = try json() ? Logger(label: label) { JSONLogHandler(label: $0) } : Logger(label: label)
+        let traces = TraceExport.loggingMetadataProvider
+        var logger = try json()
+            ? Logger(label: label) { JSONLogHandler(label: $0, metadataProvider: traces) }
+            : Logger(label: label, metadataProvider: traces)
         logger.logLevel = try level()
         return logger
     }

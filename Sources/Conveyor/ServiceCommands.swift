@@ -16,6 +16,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Worker") var options: WorkerOptions
     @OptionGroup(title: "Limits") var images: ImageOptions
     @OptionGroup(title: "Metrics and probes") var probes: ProbeOptions
+    @OptionGroup(title: "Tracing") var tracing: TracingOptions
     @OptionGroup(title: "Logging") var log: LogOptions
 
     func run() async throws {
@@ -24,7 +25,9 @@ struct WorkerCommand: AsyncParsableCommand {
         let configuration = try options.configuration(broker: try broker.configuration(role: "worker"), model: model, images: images)
         let worker = try WorkerService(configuration: configuration, logger: logger)
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
-        var services: [any Service] = [worker]
+        // The exporter first: a graceful stop ends it last, after the spans of the jobs in hand.
+        var services: [any Service] = try tracing.exporter(service: "conveyor-worker").map { [$0] } ?? []
+        services.append(worker)
         if let probe = try probes.server(defaultPort: 0, readiness: worker.readiness,
                                          logger: logger) {
             services.append(probe)
@@ -39,6 +42,7 @@ struct StoreCommand: AsyncParsableCommand {
     @OptionGroup(title: "Broker") var broker: BrokerOptions
     @OptionGroup(title: "Store") var options: StoreOptions
     @OptionGroup(title: "Metrics and probes") var probes: ProbeOptions
+    @OptionGroup(title: "Tracing") var tracing: TracingOptions
     @OptionGroup(title: "Logging") var log: LogOptions
 
     /// The store's default metrics port (one store per host).
@@ -49,7 +53,8 @@ struct StoreCommand: AsyncParsableCommand {
         let logger = try log.logger("conveyor.store")
         let store = try ResultStoreService(configuration: options.configuration(broker: try broker.configuration(role: "store")),
                                            logger: logger)
-        var services: [any Service] = [store]
+        var services: [any Service] = try tracing.exporter(service: "conveyor-store").map { [$0] } ?? []
+        services.append(store)
         if let probe = try probes.server(defaultPort: Self.defaultMetricsPort,
                                          readiness: store.readiness,
                                          logger: logger) {
@@ -67,6 +72,7 @@ struct IngressCommand: AsyncParsableCommand {
     @OptionGroup(title: "Broker") var broker: BrokerOptions
     @OptionGroup(title: "Ingress") var options: IngressOptions
     @OptionGroup(title: "Limits") var images: ImageOptions
+    @OptionGroup(title: "Tracing") var tracing: TracingOptions
     @OptionGroup(title: "Logging") var log: LogOptions
 
     @Option(help: "The model POST /predict and GET /predict/test go to, and /metadata and /label describe (env CONVEYOR_MODEL_NAME; default inception_v3).")
@@ -79,6 +85,8 @@ struct IngressCommand: AsyncParsableCommand {
         let configuration = try options.configuration(broker: try broker.configuration(role: "ingress"), modelName: name,
                                                       images: images)
         let ingress = IngressService(configuration: configuration, model: nil, logger: logger)
-        try await ServiceGroup(services: [ingress], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        var services: [any Service] = try tracing.exporter(service: "conveyor-ingress").map { [$0] } ?? []
+        services.append(ingress)
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }

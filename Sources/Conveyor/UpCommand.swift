@@ -22,6 +22,7 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup(title: "Store") var store: StoreOptions
     @OptionGroup(title: "Ingress") var ingress: IngressOptions
     @OptionGroup(title: "Limits") var images: ImageOptions
+    @OptionGroup(title: "Tracing") var tracing: TracingOptions
     @OptionGroup(title: "Logging") var log: LogOptions
 
     @Option(help: "Workers to start (env CONVEYOR_WORKERS; default 1).")
@@ -64,7 +65,8 @@ struct UpCommand: AsyncParsableCommand {
             storeOptions.databasePath = (dir as NSString).appendingPathComponent("jobs.sqlite")
         }
         let storeService = try ResultStoreService(configuration: storeOptions, logger: try log.logger("conveyor.store"))
-        var services: [any Service] = [storeService]
+        var services: [any Service] = try tracing.exporter(service: "conveyor").map { [$0] } ?? []
+        services.append(storeService)
         var description: ModelDescription?
         var defaultModel: String?
         for i in 0..<(try workerCount()) {

@@ -186,6 +186,8 @@ public final class IngressService: Service {
     /// The routes of the book's async API.
     func makeRouter() -> Router<IngressRequestContext> {
         let router = Router(context: IngressRequestContext.self)
+        // A span per request (W3C traceparent from the request's headers, if it has one).
+        router.add(middleware: TracingMiddleware())
         router.add(middleware: HTTPMetricsMiddleware())
         router.add(middleware: JSONErrorMiddleware(routes: Self.routes))
         if !configuration.apiKeys.isEmpty {

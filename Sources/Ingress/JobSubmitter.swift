@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import MQTT
 import ResultStore
+import Tracing
 
 /// Accepts jobs for every front end (the job API, TF Serving REST and gRPC):
 /// checks the ledger has room, publishes each request on its request topic
@@ -95,10 +96,23 @@ final class JobSubmitter: Sendable {
     }
 
     /// Publishes one request asking for a receipt and waits for it.
+    /// A span ("publish job", until the receipt) whose trace context rides in
+    /// the request's user properties to the workers and the store.
     private func publishRecorded(_ request: JobRequest, to topic: String) async -> Refusal? {
+        await withSpan("publish job", ofKind: .producer) { span in
+            span.attributes["conveyor.job_id"] = request.jobID
+            span.attributes["conveyor.model"] = request.model
+            let refusal = await publishRecordedInSpan(request, to: topic)
+            if let refusal { span.setStatus(SpanStatus(code: .error, message: refusal.message)) }
+            return refusal
+        }
+    }
+
+    private func publishRecordedInSpan(_ request: JobRequest, to topic: String) async -> Refusal? {
         // The binary form: the JPEG as payload, no base64 on the MQTT hop.
         var (payload, properties) = request.binaryMessage()
         properties.userProperties.append(MQTTUserProperty(name: LedgerReceipt.userProperty, value: ledger.replyTopic))
+        properties.injectTraceContext()
         var published = false
         do {
             try await ledger.publishRecorded(jobID: request.jobID, timeout: timeout) {

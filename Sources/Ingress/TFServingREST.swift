@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Observability
 import TFServing
+import Tracing
 
 /// TF Serving's REST API (`/v1/models/…`, usually on port 8501) as a
 /// Hummingbird responder. Paths are matched the way TF Serving matches them
@@ -30,11 +31,25 @@ struct TFServingREST: Sendable {
     /// pattern (`/v1/models/{model}:predict`, …; `NotFound` for any other path).
     func respond(to request: Request, client: String?) async -> Response {
         let start = DispatchTime.now().uptimeNanoseconds
-        let response = await answer(request, client: client)
         let route = RESTPath(method: request.method.rawValue, path: request.uri.path).map(Self.pattern) ?? "NotFound"
+        var trace = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(request.headers, into: &trace, using: HeaderExtractor())
+        let response = await withSpan("\(request.method.rawValue) \(route)", context: trace, ofKind: .server) { span in
+            let response = await answer(request, client: client)
+            span.attributes["http.response.status_code"] = Int(response.status.code)
+            if response.status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
+            return response
+        }
         HTTPMetrics.record(route: route, method: request.method, status: response.status,
                            nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
         return response
+    }
+
+    /// Reads `traceparent` and `tracestate` from HTTP headers.
+    private struct HeaderExtractor: Extractor {
+        func extract(key: String, from headers: HTTPFields) -> String? {
+            headers.first { $0.name.canonicalName == key }?.value
+        }
     }
 
     /// The metrics label of a route: its pattern, without the model's name or version.

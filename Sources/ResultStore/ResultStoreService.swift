@@ -4,6 +4,7 @@ import Logging
 import MQTT
 import Observability
 import ServiceLifecycle
+import Tracing
 
 /// The result store: keeps every job's record in a ``JobDatabase`` and serves
 /// it over MQTT.
@@ -264,7 +265,13 @@ public struct ResultStoreService: Service {
     func handleRequest(_ message: MQTTMessage) async -> (topic: String, receipt: LedgerReceipt)? {
         let receiptTopic = message.properties.userProperty(LedgerReceipt.userProperty)
             .flatMap { Topics.isStoreReply($0) && Topics.requestTarget(fromTopic: message.topic) != nil ? $0 : nil }
-        let outcome = await record(message)
+        // Part of the job's trace when the request carries one (traceparent user property).
+        let outcome = await withSpan("record request", context: message.properties.extractTraceContext(), ofKind: .consumer) { span in
+            let outcome = await record(message)
+            if let id = outcome.jobID { span.attributes["conveyor.job_id"] = id }
+            if let error = outcome.error { span.setStatus(SpanStatus(code: .error, message: error)) }
+            return outcome
+        }
         guard let receiptTopic, let jobID = outcome.jobID else { return nil }
         return (receiptTopic, LedgerReceipt(jobID: jobID, error: outcome.error))
     }
@@ -315,6 +322,14 @@ public struct ResultStoreService: Service {
     /// Results: records a result (first terminal wins).
     func handleResult(_ message: MQTTMessage) async {
         guard let result = decodeResult(message, kind: "result") else { return }
+        await withSpan("record result", context: message.properties.extractTraceContext(), ofKind: .consumer) { span in
+            span.attributes["conveyor.job_id"] = result.jobID
+            span.attributes["conveyor.status"] = result.status.rawValue
+            await record(result)
+        }
+    }
+
+    private func record(_ result: JobResult) async {
         do {
             let applied = try await database.recordResult(result)
             if applied, result.status.isTerminal { await finished(result.jobID) }

@@ -38,6 +38,8 @@ final class Pipeline: @unchecked Sendable {
     var databasePath: String { directory.appendingPathComponent("jobs.sqlite").path }
     /// Extra flags for `conveyor store` (e.g. a short `--lease-seconds`).
     var storeArguments: [String] = []
+    /// Extra environment variables for every service this pipeline starts.
+    var environment: [String: String] = [:]
     /// The store's `--metrics-port` (0: none, so stores of several pipelines never compete for one).
     var storeMetricsPort = 0
     /// The broker port the services connect to (the broker's first listener unless set).
@@ -148,7 +150,8 @@ final class Pipeline: @unchecked Sendable {
             arguments: ["store"] + commonArguments + ["--database", databasePath, "--client-id", clientID,
                                                       "--metrics-port", String(storeMetricsPort)] + storeArguments
                 + roleArguments["store", default: []],
-            logFile: logFile("store"))
+            logFile: logFile("store"),
+            environment: ServiceProcess.childEnvironment().merging(environment) { $1 })
         try process.start()
         lock.withLock { _store = process }
         return process
@@ -161,7 +164,7 @@ final class Pipeline: @unchecked Sendable {
             arguments: ["worker"] + commonArguments + workerModelArguments + ["--client-id", clientID] + extraArguments
                 + roleArguments["worker", default: []],
             logFile: logFile(clientID),
-            environment: ServiceProcess.childEnvironment().merging(environment) { $1 })
+            environment: ServiceProcess.childEnvironment().merging(self.environment) { $1 }.merging(environment) { $1 })
         try process.start()
         lock.withLock { _workers[clientID] = process }
         return process
@@ -174,7 +177,8 @@ final class Pipeline: @unchecked Sendable {
             arguments: ["ingress"] + commonArguments + ingressModelArguments + roleArguments["ingress", default: []]
                 + ["--host", "127.0.0.1", "--port", String(port), "--client-id", "\(spec.name)-\(port)"]
                 + spec.extraArguments,
-            logFile: logFile(spec.name))
+            logFile: logFile(spec.name),
+            environment: ServiceProcess.childEnvironment().merging(environment) { $1 })
         try process.start()
         let ingress = Ingress(name: spec.name, process: process, port: port, http: HTTPClient(port: port))
         lock.withLock {

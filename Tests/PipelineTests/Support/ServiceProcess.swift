@@ -37,10 +37,11 @@ final class ServiceProcess: @unchecked Sendable {
     }
 
     /// The test's environment without `CONVEYOR_*` settings (which the services would read
-    /// as defaults), except the BLAS kernel choice.
+    /// as defaults), except the BLAS kernel choice, and without `OTEL_*` (no test exports
+    /// spans unless it asks).
     static func childEnvironment() -> [String: String] {
         ProcessInfo.processInfo.environment.filter { key, _ in
-            !key.hasPrefix("CONVEYOR_") || key == "CONVEYOR_BLAS_KERNEL"
+            (!key.hasPrefix("CONVEYOR_") || key == "CONVEYOR_BLAS_KERNEL") && !key.hasPrefix("OTEL_")
         }
     }
 

@@ -7,15 +7,17 @@
 #   throughput: wrk with --connections connections for --seconds: accepted requests/s
 #               (only 202s count; anything else is reported).
 # Prints each run, then per binary the median of its runs and the ratios B/A.
+# With --b-traces, B's store and ingress export their spans (OTLP/HTTP) to a sink this
+# script runs, which answers every export with 200: the cost of tracing, switched on.
 #
 #   benchmarks/ingress_bench.sh --a OLD/conveyor --b NEW/conveyor [--rounds 3] [--seconds 10]
-#        [--latency-seconds 5] [--connections 16] [--image FILE]
+#        [--latency-seconds 5] [--connections 16] [--image FILE] [--b-traces]
 #
 # The image defaults to a 3/8-scale re-encode (quality 79, about 156 KB) of
 # ../shared/data/images/0000.jpg. Needs wrk, mosquitto, djpeg/cjpeg, python3, curl.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-a="" b="" rounds=3 seconds=10 latency_seconds=5 connections=16 image=""
+a="" b="" rounds=3 seconds=10 latency_seconds=5 connections=16 image="" b_traces=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --a) a="$2"; shift 2 ;;
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
     --latency-seconds) latency_seconds="$2"; shift 2 ;;
     --connections) connections="$2"; shift 2 ;;
     --image) image="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --b-traces) b_traces=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "ingress_bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -59,18 +62,40 @@ end
 LUA
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
+otlp=""
+if [ -n "$b_traces" ]; then
+  sink_port="$(free_port)"
+  python3 - "$sink_port" > "$work/otlp-sink.log" 2>&1 <<'PY' &
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+  pids+=($!)
+  otlp="http://127.0.0.1:$sink_port"
+fi
+
 # One run of binary $1: prints "latency_p50_ms latency_p99_ms accepted_per_s non_202".
 run_once() {
-  local bin="$1" dir="$work/run-$RANDOM"
+  local bin="$1" traces="$2" dir="$work/run-$RANDOM"
+  local -a env=()
+  [ -n "$traces" ] && env=(env "OTEL_EXPORTER_OTLP_ENDPOINT=$traces")
   mkdir -p "$dir"
   local mqtt http; mqtt="$(free_port)"; http="$(free_port)"
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 100000\nmessage_size_limit 16777216\n%s' \
     "$mqtt" "$( [ "$(id -u)" = 0 ] && echo 'user root' )" > "$dir/mosquitto.conf"
   /usr/sbin/mosquitto -c "$dir/mosquitto.conf" > "$dir/mosquitto.log" 2>&1 & pids+=($!); local broker=$!
   sleep 0.3
-  "$bin" store --broker "mqtt://127.0.0.1:$mqtt" --database "$dir/jobs.sqlite" --log-level warning > "$dir/store.log" 2>&1 &
+  "${env[@]}" "$bin" store --broker "mqtt://127.0.0.1:$mqtt" --database "$dir/jobs.sqlite" --log-level warning > "$dir/store.log" 2>&1 &
   pids+=($!); local store=$!
-  "$bin" ingress --broker "mqtt://127.0.0.1:$mqtt" --model-name inception_v3 --host 127.0.0.1 --port "$http" \
+  "${env[@]}" "$bin" ingress --broker "mqtt://127.0.0.1:$mqtt" --model-name inception_v3 --host 127.0.0.1 --port "$http" \
     --rest-port 0 --grpc-port 0 --max-queued 0 --log-level warning > "$dir/ingress.log" 2>&1 &
   pids+=($!); local ingress=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/health" >/dev/null && break; sleep 0.1; done
@@ -96,14 +121,14 @@ PY
 }
 
 echo "ingress_bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-echo "image $(wc -c < "$image") bytes; A = $a; B = $b; $rounds round(s), wrk $connections connections ${seconds}s, latency ${latency_seconds}s on 1 connection"
+echo "image $(wc -c < "$image") bytes; A = $a; B = $b${otlp:+ (exporting spans)}; $rounds round(s), wrk $connections connections ${seconds}s, latency ${latency_seconds}s on 1 connection"
 printf '%-6s %-3s %10s %10s %12s %8s\n' round bin p50_ms p99_ms accepted/s non202
 results="$work/results"
 for round in $(seq "$rounds"); do
   if [ $((round % 2)) = 1 ]; then order="A B"; else order="B A"; fi
   for which in $order; do
-    bin="$a"; [ "$which" = B ] && bin="$b"
-    line="$(run_once "$bin")"
+    bin="$a" traces=""; [ "$which" = B ] && bin="$b" && traces="$otlp"
+    line="$(run_once "$bin" "$traces")"
     echo "$which $line" >> "$results"
     printf '%-6s %-3s %10s %10s %12s %8s %s\n' "$round" "$which" $line
   done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates Sources/TFServingAPI (messages) and Sources/TFServingGRPC
-# (services) from Protos/, TF Serving's wire contract.
+# (services) from Protos/, TF Serving's wire contract; gRPC's health service
+# (Protos/grpc/health), messages and service, goes to Sources/TFServingGRPC.
 # The generated Swift is committed, so builds and CI never run this: building
 # the protoc plugins takes about ten minutes on two cores.
 #
@@ -32,10 +33,15 @@ out=Sources/TFServingAPI/Generated
 grpc=Sources/TFServingGRPC/Generated
 rm -rf "$out" "$grpc" && mkdir -p "$out" "$grpc"
 protos=$(cd Protos && find . -name '*.proto' | sed 's#^\./##' | sort)
+messages=$(echo "$protos" | grep -v '^grpc/health/')
 (cd Protos && protoc -I . -I /usr/include \
     --plugin=protoc-gen-swift="../$bin/protoc-gen-swift" \
     --swift_out="../$out" --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores \
-    $protos)
+    $messages)
+(cd Protos && protoc -I . \
+    --plugin=protoc-gen-swift="../$bin/protoc-gen-swift" \
+    --swift_out="../$grpc" --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores \
+    grpc/health/v1/health.proto)
 services=$(cd Protos && grep -l '^service ' $protos)
 (cd Protos && protoc -I . -I /usr/include \
     --plugin=protoc-gen-grpc-swift-2="../$bin/protoc-gen-grpc-swift-2" \

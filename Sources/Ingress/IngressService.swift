@@ -128,7 +128,8 @@ public final class IngressService: Service {
         let server = GRPCServer(
             transport: .http2NIOPosix(address: .ipv4(host: configuration.host, port: port),
                                       transportSecurity: .plaintext, config: config),
-            services: [PredictionServiceHandler(frontend: tfServing), ModelServiceHandler(frontend: tfServing)],
+            services: [PredictionServiceHandler(frontend: tfServing), ModelServiceHandler(frontend: tfServing),
+                       HealthServiceHandler(readiness: readiness)],
             interceptors: configuration.apiKeys.isEmpty ? [] : [APIKeyInterceptor(keys: configuration.apiKeys)]
         )
         do {

@@ -3,7 +3,7 @@ import XCTest
 
 /// `/metrics` and the readiness probes of real `conveyor` processes (store, worker,
 /// ingress) on a real mosquitto, the metrics read by Prometheus's own Python parser
-/// (`prometheus-client` from PyPI, in a venv made by `scripts/prometheus-client-venv.sh`).
+/// (`prometheus-client` from PyPI, in a venv made by `scripts/probe-client-venv.sh`).
 final class MetricsAndProbesTests: OwnPipelineTestCase {
     /// One sample of a scrape.
     struct Sample: Decodable {
@@ -12,15 +12,41 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
         var value: Double
     }
 
+    /// The probe venv's python.
+    private func python() throws -> String {
+        let venv = try ProgramRun.run(Paths.repo.appendingPathComponent("scripts/probe-client-venv.sh").path, [], timeout: 600)
+        guard venv.status == 0, let python = venv.output.split(separator: "\n").last.map(String.init) else {
+            throw PipelineError("scripts/probe-client-venv.sh failed:\n\(venv.output)")
+        }
+        return python
+    }
+
+    /// gRPC's `grpc.health.v1.Health/Check` for `service` on `port`, by grpcio (raw bytes:
+    /// the request is field 1, the service name; the answer's field 1 is the status):
+    /// `SERVING`, `NOT_SERVING`, or the RPC's error code.
+    private func grpcHealth(_ port: Int, service: String = "") throws -> String {
+        let run = try ProgramRun.run(try python(), ["-c", """
+            import grpc, sys
+            service = sys.argv[2].encode()
+            request = (b"\\x0a" + bytes([len(service)]) + service) if service else b""
+            channel = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+            check = channel.unary_unary("/grpc.health.v1.Health/Check")
+            try:
+                answer = check(request, timeout=5)
+                print({b"\\x08\\x01": "SERVING", b"\\x08\\x02": "NOT_SERVING", b"": "UNKNOWN"}.get(answer, answer.hex()))
+            except grpc.RpcError as error:
+                print(error.code().name)
+            """, String(port), service], timeout: 60)
+        XCTAssertEqual(run.status, 0, run.output)
+        return run.output.split(separator: "\n").last.map(String.init) ?? ""
+    }
+
     /// Every sample of `GET /metrics` on `port`, parsed by prometheus_client.
     private func scrape(_ port: Int) async throws -> [Sample] {
         let reply = try await HTTPClient(port: port).get("/metrics")
         XCTAssertEqual(reply.status, 200, reply.text)
         XCTAssertTrue(reply.header("Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
-        let venv = try ProgramRun.run(Paths.repo.appendingPathComponent("scripts/prometheus-client-venv.sh").path, [], timeout: 600)
-        guard venv.status == 0, let python = venv.output.split(separator: "\n").last.map(String.init) else {
-            throw PipelineError("scripts/prometheus-client-venv.sh failed:\n\(venv.output)")
-        }
+        let python = try python()
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("conveyor-metrics-\(UUID().uuidString).txt")
         try reply.body.write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
@@ -90,8 +116,12 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
         let storePort = try Ports.free()
         let workerPort = try Ports.free()
         pipeline.storeMetricsPort = storePort
+        let grpcPort = try Ports.free()
+        let keys = pipeline.directory.appendingPathComponent("api-keys")
+        try "probe-test-key\n".write(to: keys, atomically: true, encoding: .utf8)
         try await pipeline.start(workers: ["worker-r"], workerArguments: ["--metrics-port", String(workerPort)],
-                                 ingresses: [.init(name: "ingress")])
+                                 ingresses: [.init(name: "ingress", extraArguments: ["--grpc-port", String(grpcPort),
+                                                                                       "--api-keys-file", keys.path])])
         let probes = [try pipeline.http, HTTPClient(port: storePort), HTTPClient(port: workerPort)]
         /// Polls every probe until each is (or is not) ready; returns the last answers.
         func waitUntil(ready: Bool) async throws -> [HTTPReply] {
@@ -113,6 +143,10 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
             let live = try await probe.get("/health/live")
             XCTAssertEqual(live.status, 200)
         }
+        // gRPC's health service answers without the API key the other gRPC services need.
+        XCTAssertEqual(try grpcHealth(grpcPort), "SERVING")
+        XCTAssertEqual(try grpcHealth(grpcPort, service: "tensorflow.serving.PredictionService"), "SERVING")
+        XCTAssertEqual(try grpcHealth(grpcPort, service: "no.such.Service"), "NOT_FOUND")
 
         pipeline.broker.stop()
         let down = try await waitUntil(ready: false)
@@ -126,7 +160,10 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
             XCTAssertEqual(live.status, 200, "alive while the broker is away")
         }
 
+        XCTAssertEqual(try grpcHealth(grpcPort), "NOT_SERVING")
+
         try pipeline.broker.start()
         _ = try await waitUntil(ready: true)
+        XCTAssertEqual(try grpcHealth(grpcPort), "SERVING")
     }
 }

@@ -65,7 +65,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 otlp=""
 if [ -n "$b_traces" ]; then
   sink_port="$(free_port)"
-  python3 - "$sink_port" > "$work/otlp-sink.log" 2>&1 <<'PY' &
+  cat > "$work/otlp_sink.py" <<'PY'
 import http.server, sys
 class Sink(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
@@ -78,7 +78,9 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
 PY
+  python3 "$work/otlp_sink.py" "$sink_port" > "$work/otlp-sink.log" 2>&1 &
   pids+=($!)
+  disown
   otlp="http://127.0.0.1:$sink_port"
 fi
 

@@ -18,7 +18,9 @@ import Jobs
 /// Before a batch runs, each of its callers is told (its `starting` closure
 /// runs, and the batch waits for all of them): that is when the request's
 /// attempt begins, so a worker marks a job as started only once it is in a
-/// batch on the engine, and can still withdraw it.
+/// batch on the engine, and can still withdraw it. With a ``BatchJournal``,
+/// each batch's job ids are written down before it starts; a request
+/// submitted `alone` (it was in a batch that crashed) always runs by itself.
 ///
 /// Decoding the next requests overlaps the engine's work on the current
 /// batch. Each inference thread keeps one `Classifier` (an engine session and
@@ -61,6 +63,8 @@ public final class InferencePool: @unchecked Sendable {
         let input: Input
         let servable: LoadedServable
         let topK: Int
+        let jobID: String
+        let alone: Bool
         let ticket: PoolTicket
         var key: ObjectIdentifier { ObjectIdentifier(servable) }
     }
@@ -89,6 +93,7 @@ public final class InferencePool: @unchecked Sendable {
     /// The longest an inference thread waits for a batch to fill.
     public let batchTimeout: Duration
     private let maxPixels: Int
+    private let journal: BatchJournal?
     private let condition = NSCondition()
     /// Requests waiting for a decode thread.
     private var incoming: [Work] = []
@@ -106,9 +111,11 @@ public final class InferencePool: @unchecked Sendable {
     ///   - batchTimeout: how long a thread holding fewer than `maxBatchSize`
     ///     requests for a version waits for more before it runs them (zero:
     ///     runs what is there).
-    public init(threads: Int, maxPixels: Int, maxBatchSize: Int = 1, batchTimeout: Duration = .zero) {
+    ///   - journal: where each batch's job ids are written before it runs.
+    init(threads: Int, maxPixels: Int, maxBatchSize: Int = 1, batchTimeout: Duration = .zero, journal: BatchJournal? = nil) {
         self.threads = max(1, threads)
         self.maxPixels = maxPixels
+        self.journal = journal
         self.maxBatchSize = max(1, maxBatchSize)
         self.batchTimeout = max(batchTimeout, .zero)
         for i in 0..<self.threads {
@@ -116,7 +123,7 @@ public final class InferencePool: @unchecked Sendable {
             decoder.name = "conveyor-decode-\(i)"
             decoder.stackSize = 1 << 20
             decoder.start()
-            let inference = Thread { [self] in self.inferenceLoop() }
+            let inference = Thread { [self] in self.inferenceLoop(thread: i) }
             inference.name = "conveyor-inference-\(i)"
             inference.stackSize = 1 << 20
             inference.start()
@@ -129,12 +136,14 @@ public final class InferencePool: @unchecked Sendable {
     /// `starting` runs once the request's batch is about to run on the engine
     /// (not for a request that fails to decode); the batch waits until every
     /// request's `starting` has returned. Returning `false` withdraws the
-    /// request from its batch, and `classify` then returns `nil`.
-    public func classify(_ input: Input, on servable: LoadedServable, topK: Int,
+    /// request from its batch, and `classify` then returns `nil`. `jobID`
+    /// names the request in the journal; an `alone` request runs in a batch
+    /// of its own.
+    public func classify(_ input: Input, on servable: LoadedServable, topK: Int, jobID: String, alone: Bool = false,
                          starting: () async -> Bool) async -> Outcome? {
         let ticket = PoolTicket()
         condition.withLock {
-            incoming.append(Work(input: input, servable: servable, topK: topK, ticket: ticket))
+            incoming.append(Work(input: input, servable: servable, topK: topK, jobID: jobID, alone: alone, ticket: ticket))
             condition.broadcast()
         }
         switch await ticket.stage() {
@@ -226,7 +235,7 @@ public final class InferencePool: @unchecked Sendable {
 
     // MARK: - Batches
 
-    private func inferenceLoop() {
+    private func inferenceLoop(thread: Int) {
         var classifiers: [ObjectIdentifier: PerVersion<Classifier>] = [:]
         while let batch = nextBatch() {
             // Versions that were unloaded (nothing else holds them) free their sessions.
@@ -239,20 +248,23 @@ public final class InferencePool: @unchecked Sendable {
                 classifier = Classifier(model: first.servable.model, labels: first.servable.labels, maxPixels: maxPixels)
                 classifiers[first.key] = PerVersion(first.servable, classifier)
             }
+            journal?.record(batch.map(\.work.jobID), thread: thread)
             run(batch, on: classifier)
+            journal?.clear(thread: thread)
         }
     }
 
     /// The next batch: the oldest ready request that no other thread is
     /// collecting for, with the ready requests of its version behind it (up to
     /// `maxBatchSize`), after waiting up to `batchTimeout` for the batch to
-    /// fill. `nil` once stopping with nothing left.
+    /// fill; an `alone` request by itself. `nil` once stopping with nothing left.
     private func nextBatch() -> [Prepared]? {
         condition.lock()
         defer { condition.unlock() }
         while true {
-            if let head = ready.first(where: { !collecting.contains($0.work.key) }) {
-                let key = head.work.key
+            if let index = ready.firstIndex(where: { $0.work.alone || !collecting.contains($0.work.key) }) {
+                if ready[index].work.alone { return [ready.remove(at: index)] }
+                let key = ready[index].work.key
                 if maxBatchSize > 1, batchTimeout > .zero, !stopping, readyCount(key) < maxBatchSize {
                     collecting.insert(key)
                     let deadline = Date(timeIntervalSinceNow: Double(batchTimeout.components.seconds)
@@ -263,7 +275,7 @@ public final class InferencePool: @unchecked Sendable {
                 var batch: [Prepared] = []
                 var rest: [Prepared] = []
                 for item in ready {
-                    if batch.count < maxBatchSize, item.work.key == key { batch.append(item) } else { rest.append(item) }
+                    if batch.count < maxBatchSize, item.work.key == key, !item.work.alone { batch.append(item) } else { rest.append(item) }
                 }
                 ready = rest
                 // What is left (another version, or more than one batch) is for the other threads.
@@ -276,7 +288,7 @@ public final class InferencePool: @unchecked Sendable {
     }
 
     private func readyCount(_ key: ObjectIdentifier) -> Int {
-        ready.reduce(0) { $0 + ($1.work.key == key ? 1 : 0) }
+        ready.reduce(0) { $0 + ($1.work.key == key && !$1.work.alone ? 1 : 0) }
     }
 
     /// Tells the batch's callers it starts, leaves out those that withdraw,

@@ -35,6 +35,11 @@ public struct WorkerConfiguration: Sendable {
     /// to the ledger, which publishes it again for the other workers. `nil`
     /// (the default): no bound, the whole backlog waits in this worker.
     public var prefetch: Int?
+    /// Where the jobs of running batches are written down (see
+    /// `BatchJournal`), shared by the workers of one machine; `nil`: nowhere.
+    /// Default: `conveyor-batches` in the temporary directory.
+    public var batchJournalDirectory: String? = FileManager.default.temporaryDirectory
+        .appendingPathComponent("conveyor-batches", isDirectory: true).path
     /// Largest image accepted, in pixels.
     public var maxPixels: Int = 40_000_000
     /// Largest request message accepted, in bytes (default 12 MiB). Larger ones are answered

@@ -34,7 +34,11 @@ import TFServing
 /// `prefetch` bound, a job arriving when the worker already holds
 /// `concurrency` × `maxBatchSize` + `prefetch` jobs is handed back to the
 /// ledger at once, which publishes it again for the other workers, instead of
-/// waiting here behind the backlog. On graceful shutdown
+/// waiting here behind the backlog. The jobs of each running batch are
+/// written to a ``BatchJournal``; a worker that starts after another died on
+/// this machine runs the jobs of the batch it died in each alone, so a request
+/// that crashes the engine does not take the same batch-mates down again.
+/// On graceful shutdown
 /// (SIGTERM) the worker unsubscribes, finishes the jobs it is running, hands
 /// the queued ones back to the ledger (published again at once) and returns.
 public final class WorkerService: Service {
@@ -50,6 +54,10 @@ public final class WorkerService: Service {
     public let modelName: String
     /// Requests taken from the subscriptions, waiting for an inference thread.
     private let held = HeldJobs()
+    /// Where running batches are written down (nil: batches of 1, or no directory).
+    private let journal: BatchJournal?
+    /// Jobs that were in a batch when a worker on this machine died: each runs alone.
+    private let suspects: Set<String>
     /// Subscribed filters and the tasks receiving their messages; nil once stopping.
     private let receivers = Mutex<[String: (MQTTSubscription, Task<Void, Never>)]?>([:])
 
@@ -60,9 +68,20 @@ public final class WorkerService: Service {
         self.logger = logger
         let concurrency = max(1, configuration.concurrency)
         Engine.configure(threads: configuration.engineThreads ?? max(1, Engine.cores / concurrency))
-        pool = InferencePool(threads: concurrency, maxPixels: configuration.maxPixels,
-                             maxBatchSize: configuration.maxBatchSize, batchTimeout: configuration.batchTimeout)
         workerID = configuration.broker.clientID
+        if configuration.maxBatchSize > 1, let directory = configuration.batchJournalDirectory {
+            suspects = BatchJournal.orphans(in: directory)
+            journal = BatchJournal(directory: directory, worker: workerID)
+            if journal == nil { logger.warning("cannot write batch journals in \(directory); a crashed batch's jobs will batch again") }
+        } else {
+            suspects = []
+            journal = nil
+        }
+        if !suspects.isEmpty {
+            logger.notice("\(suspects.count) job(s) were in a batch when a worker on this machine died; each runs alone here")
+        }
+        pool = InferencePool(threads: concurrency, maxPixels: configuration.maxPixels,
+                             maxBatchSize: configuration.maxBatchSize, batchTimeout: configuration.batchTimeout, journal: journal)
         client = MQTTClient(configuration.broker, logger: logger)
         // In a repository each version brings its own labels (beside its model file).
         manager = ServableManager(registry: registry,
@@ -137,6 +156,7 @@ public final class WorkerService: Service {
             }
         }
         pool.shutdown()
+        journal?.remove(threads: pool.threads)
         // No longer serving anything: ingresses drop this worker from their catalog.
         try? await client.publish(ServableAnnouncement.topic(worker: workerID), payload: [], qos: 1, retain: true)
         await client.disconnect()
@@ -292,7 +312,8 @@ public final class WorkerService: Service {
         }
         // The attempt begins when the job's batch is about to run on the engine.
         var startedAt: Int64?
-        let finished = await pool.classify(input, on: servable, topK: request.topK) {
+        let finished = await pool.classify(input, on: servable, topK: request.topK, jobID: request.jobID,
+                                           alone: suspects.contains(request.jobID)) {
             startedAt = await start(job, on: servable)
             return startedAt != nil
         }

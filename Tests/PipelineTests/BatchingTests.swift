@@ -127,7 +127,8 @@ final class BatchingTests: FaultTestCase {
     /// A worker is SIGKILLed while it holds a batch of six started jobs (an injected delay
     /// keeps them from finishing). Their running leases end, the ledger publishes them
     /// again, and a second worker runs them: each job ends succeeded, with exactly one
-    /// terminal result published.
+    /// terminal result published. The second worker found the dead worker's batch in the
+    /// batch journal, so it runs each of those jobs alone.
     func testAKilledWorkersBatchIsRedeliveredAndEachJobEndsOnce() async throws {
         let pipeline = try makePipeline("batch-kill", lease: 6)
         try await pipeline.start()
@@ -151,6 +152,7 @@ final class BatchingTests: FaultTestCase {
         for id in ids {
             XCTAssertEqual(answers[id]??.worker, "worker-rescuer", "\(id) ends where it was run again")
         }
+        XCTAssertTrue(rescuer.log.contains("were in a batch when a worker on this machine died"), rescuer.logTail())
         let seen = try await listener.wait(timeout: 30) { received in
             Set(received.compactMap(\.result).filter { $0.status.isTerminal }.map(\.jobID)) == Set(ids)
         }
@@ -160,6 +162,7 @@ final class BatchingTests: FaultTestCase {
         let published = listener.results.filter { $0.status.isTerminal }
         for id in ids {
             XCTAssertEqual(published.filter { $0.jobID == id }.count, 1, "job \(id) should end exactly once")
+            XCTAssertEqual(listener.terminalByJob[id]?.batchSize, 1, "\(id) was in the batch that died: it runs alone")
         }
         XCTAssertTrue(pipeline.store?.log.contains("ledger: published again") == true,
                       "the killed worker's jobs should have been published again")

@@ -12,8 +12,9 @@ With --batching it instead compares saturated throughput of one worker with two
 engine threads running each job alone (--max-batch-size 1) and in batches
 (--max-batch-size 8). With --unequal it runs a fast worker (inside `conveyor up`,
 all cores) beside a slow one (a separate `conveyor worker`, one engine thread,
-nice 19), without a prefetch bound and with --prefetch 0, and reports jobs/s,
-p99 submit -> stored and how many jobs each worker ran.
+nice 19), both with --max-batch-size 1 so that each holds one job to run, without
+a prefetch bound and with --prefetch 0, and reports jobs/s, p99 submit -> stored
+and how many jobs the slow worker ran.
 Usage: benchmarks/pipeline_bench.py [--workers 1,2] [--jobs 120] [--latency-jobs 40]
        benchmarks/pipeline_bench.py --batching [--jobs 120]
        benchmarks/pipeline_bench.py --unequal [--jobs 120]
@@ -134,11 +135,11 @@ def run_batching(args):
 
 
 def run_unequal(args):
-    """A fast worker (in `conveyor up`) and a slow one (1 engine thread, nice 19), without a
-    prefetch bound and with --prefetch 0 on both."""
+    """A fast worker (in `conveyor up`) and a slow one (1 engine thread, nice 19), batches of 1,
+    without a prefetch bound and with --prefetch 0 on both."""
     results = []
     for prefetch in (None, 0):
-        extra = [] if prefetch is None else ["--prefetch", str(prefetch)]
+        extra = ["--max-batch-size", "1"] + ([] if prefetch is None else ["--prefetch", str(prefetch)])
         proc, base, mqtt, data = start_up(args, 1, os.cpu_count() or 2, extra)
         slow_log = open(os.path.join(data, "slow-worker.log"), "w")
         slow = subprocess.Popen(["nice", "-n", "19", args.binary, "worker", "--broker", f"mqtt://127.0.0.1:{mqtt}",
@@ -225,7 +226,7 @@ def main():
             for r in results:
                 print(f"| {r['max_batch_size']} | {r['jobs_per_s']:.2f} | {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms |")
         else:
-            print("| prefetch (fast + slow worker) | jobs/s | submit→stored p50 | p99 | jobs on the slow worker |")
+            print("| prefetch (fast + slow worker, batch 1) | jobs/s | submit→stored p50 | p99 | jobs on the slow worker |")
             print("| --- | --- | --- | --- | --- |")
             for r in results:
                 print(f"| {r['prefetch']} | {r['jobs_per_s']:.2f} | {r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | "

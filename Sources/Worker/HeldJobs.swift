@@ -33,8 +33,10 @@ final class HeldJobs: @unchecked Sendable {
         /// Held: queued, or given to an idle runner.
         case added
         /// Dropped: the same job is already held (a redelivery that reached the
-        /// worker holding it), or the worker no longer takes jobs.
+        /// worker holding it).
         case duplicate
+        /// Not taken: the worker is stopping.
+        case closed
         /// Not taken: the worker already holds `limit` jobs.
         case full
     }
@@ -43,7 +45,11 @@ final class HeldJobs: @unchecked Sendable {
     /// taken by a runner or running) are held already.
     func add(_ job: Job, limit: Int = .max) -> Admission {
         lock.lock()
-        guard !closed, !ids.contains(job.request.jobID) else {
+        guard !closed else {
+            lock.unlock()
+            return .closed
+        }
+        guard !ids.contains(job.request.jobID) else {
             lock.unlock()
             return .duplicate
         }
@@ -102,21 +108,27 @@ final class HeldJobs: @unchecked Sendable {
         }
     }
 
-    /// Takes no more jobs; returns the queued ones (not started), which the
-    /// caller hands back, and wakes idle runners so they end.
-    func close() -> [Job] {
+    /// Takes no more jobs; returns the queued ones, which the caller hands
+    /// back, and how many taken ones are still waiting for their batch (their
+    /// runners hand them back when it comes: see ``isClosed``); wakes idle
+    /// runners so they end.
+    func close() -> (queued: [Job], waiting: Int) {
         lock.lock()
         closed = true
         let left = Array(queue[head...])
         queue = []
         head = 0
         for job in left { ids.remove(job.request.jobID) }
+        let waiting = taken.count
         let idle = waiters
         waiters = []
         lock.unlock()
         for waiter in idle { waiter.resume(returning: nil) }
-        return left
+        return (left, waiting)
     }
+
+    /// The worker is stopping: a job not started yet is handed back, not started.
+    var isClosed: Bool { lock.withLock { closed } }
 
     /// Closed and nothing taken or running: the worker is done.
     var isDone: Bool { lock.withLock { closed && taken.isEmpty && running.isEmpty } }

@@ -33,8 +33,9 @@ import TFServing
 /// once, and one more batch is started (its images decoded) ahead. With a
 /// `prefetch` bound, a job arriving when the worker already holds
 /// `concurrency` × `maxBatchSize` + `prefetch` jobs is handed back to the
-/// ledger at once, which publishes it again for the other workers, instead of
-/// waiting here behind the backlog. The jobs of each running batch are
+/// ledger (after ``overflowGrace``, unless room has freed up by then), which
+/// publishes it again for the other workers, instead of waiting here behind
+/// the backlog. The jobs of each running batch are
 /// written to a ``BatchJournal``; a worker that starts after another died on
 /// this machine runs the jobs of the batch it died in each alone, so a request
 /// that crashes the engine does not take the same batch-mates down again.
@@ -132,8 +133,10 @@ public final class WorkerService: Service {
                 // stop taking requests and hand back what no runner took.
                 try? await gracefulShutdown()
                 await self.stopReceiving()
-                let left = self.held.close()
-                if !left.isEmpty { self.logger.info("worker \(self.workerID) hands back \(left.count) queued job(s)") }
+                let (left, waiting) = self.held.close()
+                if !left.isEmpty || waiting > 0 {
+                    self.logger.info("worker \(self.workerID) hands back \(left.count + waiting) job(s) it had not started (\(waiting) of them as their batch comes up)")
+                }
                 await withDiscardingTaskGroup { handBacks in
                     for job in left {
                         handBacks.addTask { await self.handBack(job.request, reason: "worker \(self.workerID) stopped before starting it") }
@@ -278,9 +281,31 @@ public final class WorkerService: Service {
             break
         case .duplicate:
             logger.debug("job \(request.jobID) is already held here; duplicate delivery dropped")
+        case .closed:
+            await handBack(request, reason: "worker \(workerID) stopped before starting it")
         case .full:
-            // Not started here, so no attempt is counted; the ledger publishes it again at once.
-            await handBack(request, reason: "worker \(workerID) holds \(holdLimit) job(s), its prefetch bound", overflow: true)
+            Task { await self.overflow(job) }
+        }
+    }
+
+    /// How long a job that arrived beyond the prefetch bound waits before it is
+    /// handed back: the ledger records a request as it arrives, at the same time
+    /// as the worker receives it, and ignores a hand-back for a job it has not
+    /// recorded yet (the job would then wait for its lease to end).
+    static let overflowGrace: Duration = .seconds(1)
+
+    /// A job that arrived beyond the prefetch bound: after ``overflowGrace`` it
+    /// is held here if there is room by then, and handed back otherwise (not
+    /// started here, so no attempt is counted; the ledger publishes it again at once).
+    private func overflow(_ job: HeldJobs.Job) async {
+        try? await Task.sleep(for: Self.overflowGrace)
+        switch held.add(job, limit: holdLimit) {
+        case .added, .duplicate:
+            return
+        case .closed:
+            await handBack(job.request, reason: "worker \(workerID) stopped before starting it")
+        case .full:
+            await handBack(job.request, reason: "worker \(workerID) holds \(holdLimit) job(s), its prefetch bound", overflow: true)
         }
     }
 
@@ -335,10 +360,15 @@ public final class WorkerService: Service {
 
     /// Starts a job's attempt as its batch is about to run: marks it running
     /// (for the heartbeat) and publishes its `running` event. Returns the start
-    /// time, or `nil` when the job does not run after all (an injected engine
-    /// error: it is handed back).
+    /// time, or `nil` when the job does not run after all (the worker is
+    /// stopping, or an injected engine error: it is handed back).
     private func start(_ job: HeldJobs.Job, on servable: LoadedServable) async -> Int64? {
         let request = job.request
+        if held.isClosed {
+            // Stopping: only batches already on the engine finish.
+            await handBack(request, reason: "worker \(workerID) stopped before starting it")
+            return nil
+        }
         let startedAt = Clock.nowMillis()
         held.started(request.jobID, at: startedAt)
         let running = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .running,

@@ -1,70 +1,97 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Small files naming the jobs of the batches a worker process is running,
 /// so that a worker started after a crash on the same machine knows which
 /// jobs were in the batch that crashed and can run each of them alone: a
 /// request that crashes the engine then takes no other job down with it
 /// when it is delivered again.
 ///
-/// Each inference thread has one file, `<pid>-<worker>-<thread>.batch`,
+/// Each inference thread has one file, `<worker>-<random>-<thread>.batch`,
 /// holding the job ids of its current batch (one per line) while the batch
-/// runs, and empty between batches. A process that ends normally removes its
-/// files; the files of a process that is gone (no such pid) are what
-/// ``orphans(in:)`` reads and deletes.
+/// runs, and empty between batches. The process holds an exclusive `flock`
+/// on each of its files for as long as it lives, so a file whose lock can be
+/// taken belongs to a process that is gone, whatever its pid (pids repeat,
+/// in containers always). A process that ends normally removes its files;
+/// ``orphans(in:)`` reads and deletes the others.
 ///
-/// `Sendable`: immutable; each thread writes only its own file.
-final class BatchJournal: Sendable {
+/// `@unchecked Sendable`: the descriptors are fixed at init; each thread
+/// writes only its own file.
+final class BatchJournal: @unchecked Sendable {
     let directory: URL
-    private let stem: String
+    private let paths: [String]
+    private let descriptors: [Int32]
 
-    /// Uses (and creates) `directory`; `nil` when it cannot be created.
-    init?(directory: String, worker: String) {
+    /// Creates (and locks) one file per thread in `directory`; `nil` when that
+    /// cannot be done.
+    init?(directory: String, worker: String, threads: Int) {
         let url = URL(fileURLWithPath: directory, isDirectory: true)
-        do {
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        } catch {
-            return nil
+        guard (try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)) != nil else { return nil }
+        let safe = String(worker.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(64))
+        let stem = "\(safe)-\(UUID().uuidString.prefix(8))"
+        var paths: [String] = []
+        var descriptors: [Int32] = []
+        for thread in 0..<max(1, threads) {
+            let path = url.appendingPathComponent("\(stem)-\(thread).batch").path
+            let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                if fd >= 0 { close(fd) }
+                for (done, path) in zip(descriptors, paths) {
+                    close(done)
+                    unlink(path)
+                }
+                return nil
+            }
+            paths.append(path)
+            descriptors.append(fd)
         }
         self.directory = url
-        let safe = String(worker.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(64))
-        stem = "\(getpid())-\(safe)"
+        self.paths = paths
+        self.descriptors = descriptors
     }
-
-    private func file(_ thread: Int) -> URL { directory.appendingPathComponent("\(stem)-\(thread).batch") }
 
     /// The batch `thread` is about to run.
     func record(_ jobIDs: [String], thread: Int) {
-        try? Data(jobIDs.joined(separator: "\n").utf8).write(to: file(thread))
+        let fd = descriptors[thread]
+        let bytes = Array(jobIDs.joined(separator: "\n").utf8)
+        _ = ftruncate(fd, 0)
+        _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
     }
 
     /// `thread`'s batch is over.
     func clear(thread: Int) {
-        try? Data().write(to: file(thread))
+        _ = ftruncate(descriptors[thread], 0)
     }
 
     /// Removes this process's files (the worker stops normally).
-    func remove(threads: Int) {
-        for thread in 0..<threads { try? FileManager.default.removeItem(at: file(thread)) }
+    func remove() {
+        for (fd, path) in zip(descriptors, paths) {
+            unlink(path)
+            close(fd)
+        }
     }
 
-    /// The job ids in the files of processes that no longer run, which are
-    /// deleted: the batches those processes died in.
+    /// The job ids in the files no live process holds, which are deleted:
+    /// the batches those processes died in.
     static func orphans(in directory: String) -> Set<String> {
-        let url = URL(fileURLWithPath: directory, isDirectory: true)
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: url.path) else { return [] }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         var ids: Set<String> = []
         for name in names where name.hasSuffix(".batch") {
-            guard let pid = name.split(separator: "-").first.flatMap({ pid_t($0) }), !isRunning(pid) else { continue }
-            let path = url.appendingPathComponent(name)
-            if let text = try? String(contentsOf: path, encoding: .utf8) {
+            let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }  // its process lives
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
                 ids.formUnion(text.split(separator: "\n").map(String.init))
             }
-            try? FileManager.default.removeItem(at: path)
+            unlink(path)
         }
         return ids
-    }
-
-    private static func isRunning(_ pid: pid_t) -> Bool {
-        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
     }
 }

@@ -35,10 +35,13 @@ import TFServing
 /// `concurrency` × `maxBatchSize` + `prefetch` jobs is handed back to the
 /// ledger (after ``overflowGrace``, unless room has freed up by then), which
 /// publishes it again for the other workers, instead of waiting here behind
-/// the backlog. The jobs of each running batch are
-/// written to a ``BatchJournal``; a worker that starts after another died on
-/// this machine runs the jobs of the batch it died in each alone, so a request
-/// that crashes the engine does not take the same batch-mates down again.
+/// the backlog.
+///
+/// The jobs of each running batch are written to a ``BatchJournal``; a
+/// worker that starts after another died on this machine runs the jobs of
+/// the batch it died in each alone, so a request that crashes the engine does
+/// not take the same batch-mates down again.
+///
 /// On graceful shutdown
 /// (SIGTERM) the worker unsubscribes, finishes the jobs it is running, hands
 /// the queued ones back to the ledger (published again at once) and returns.
@@ -72,7 +75,7 @@ public final class WorkerService: Service {
         workerID = configuration.broker.clientID
         if configuration.maxBatchSize > 1, let directory = configuration.batchJournalDirectory {
             suspects = BatchJournal.orphans(in: directory)
-            journal = BatchJournal(directory: directory, worker: workerID)
+            journal = BatchJournal(directory: directory, worker: workerID, threads: concurrency)
             if journal == nil { logger.warning("cannot write batch journals in \(directory); a crashed batch's jobs will batch again") }
         } else {
             suspects = []
@@ -159,7 +162,7 @@ public final class WorkerService: Service {
             }
         }
         pool.shutdown()
-        journal?.remove(threads: pool.threads)
+        journal?.remove()
         // No longer serving anything: ingresses drop this worker from their catalog.
         try? await client.publish(ServableAnnouncement.topic(worker: workerID), payload: [], qos: 1, retain: true)
         await client.disconnect()

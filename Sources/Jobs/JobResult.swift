@@ -43,9 +43,13 @@ public struct JobResult: Codable, Sendable, Equatable {
     public var error: String?
     /// Which worker answered.
     public var worker: String?
+    /// How many requests ran in the engine batch this job ran in (JSON
+    /// `batch_size`); absent when the job did not reach the engine, and in
+    /// results from workers that predate batching.
+    public var batchSize: Int?
 
     public init(jobID: String, model: String, version: Int? = nil, status: JobStatus, top: [ClassScore] = [],
-                timings: JobTimings = JobTimings(), error: String? = nil, worker: String? = nil) {
+                timings: JobTimings = JobTimings(), error: String? = nil, worker: String? = nil, batchSize: Int? = nil) {
         self.jobID = jobID
         self.model = model
         self.version = version
@@ -54,10 +58,11 @@ public struct JobResult: Codable, Sendable, Equatable {
         self.timings = timings
         self.error = error
         self.worker = worker
+        self.batchSize = batchSize
     }
 
     enum CodingKeys: String, CodingKey {
-        case jobID = "job_id", model, version, status, top, timings, error, worker, prediction
+        case jobID = "job_id", model, version, status, top, timings, error, worker, prediction, batchSize = "batch_size"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -70,6 +75,7 @@ public struct JobResult: Codable, Sendable, Equatable {
         timings = try c.decodeIfPresent(JobTimings.self, forKey: .timings) ?? JobTimings()
         error = try c.decodeIfPresent(String.self, forKey: .error)
         worker = try c.decodeIfPresent(String.self, forKey: .worker)
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -83,6 +89,7 @@ public struct JobResult: Codable, Sendable, Equatable {
         try c.encode(timings, forKey: .timings)
         try c.encodeIfPresent(error, forKey: .error)
         try c.encodeIfPresent(worker, forKey: .worker)
+        try c.encodeIfPresent(batchSize, forKey: .batchSize)
     }
 
     /// The top-1 label, or "" while there is none (the book's `prediction`).

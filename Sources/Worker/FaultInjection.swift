@@ -9,11 +9,17 @@
 ///   fault), which delivers it again until it has been tried `max-deliveries`
 ///   times and then ends it `failed`.
 ///
+/// - `delay<milliseconds>:<prefix>` (e.g. `delay2000:slow-`): the worker waits
+///   that long after starting such a job before running it, as a slow machine
+///   would; the job then runs normally.
+///
 /// Job ids from the HTTP ingress are random; a test submits the poisoned
 /// request over MQTT with a chosen `job_id`. See docs/reliability.md.
 public struct FaultInjection: Sendable, Equatable {
-    public enum Mode: String, Sendable {
+    public enum Mode: Sendable, Equatable {
         case crash, `throw`
+        /// Wait this long, then run the job.
+        case delay(Duration)
     }
 
     public var mode: Mode
@@ -21,11 +27,27 @@ public struct FaultInjection: Sendable, Equatable {
 
     /// Parses `mode:prefix`; `nil` for anything else.
     public init?(_ text: String) {
-        guard let colon = text.firstIndex(of: ":"), let mode = Mode(rawValue: String(text[..<colon])) else { return nil }
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let name = text[..<colon]
         let prefix = String(text[text.index(after: colon)...])
         guard !prefix.isEmpty else { return nil }
-        self.mode = mode
+        switch name {
+        case "crash": mode = .crash
+        case "throw": mode = .throw
+        default:
+            guard name.hasPrefix("delay"), let ms = Int(name.dropFirst("delay".count)), ms > 0 else { return nil }
+            mode = .delay(.milliseconds(ms))
+        }
         self.jobIDPrefix = prefix
+    }
+
+    /// What the worker's start-up log says it does.
+    var summary: String {
+        switch mode {
+        case .crash: "crash this worker"
+        case .throw: "fail with an engine error"
+        case .delay(let duration): "wait \(duration) before running"
+        }
     }
 
     func applies(to jobID: String) -> Bool { jobID.hasPrefix(jobIDPrefix) }

@@ -1,10 +1,11 @@
 import Foundation
 import Jobs
 
-/// The jobs a worker holds: received and waiting for an inference thread
-/// (`queued`, in arrival order) or being run (`running`). The worker's
-/// heartbeat lists them, so the ledger knows they are in live hands; on a
-/// graceful stop the queued ones are handed back.
+/// The jobs a worker holds: received and waiting for a runner (`queued`, in
+/// arrival order), taken by a runner and waiting for their batch (`taken`),
+/// or in a batch on the engine (`running`). The worker's heartbeat lists them
+/// (queued and taken as queued), so the ledger knows they are in live hands;
+/// on a graceful stop the queued ones are handed back and the taken ones run.
 ///
 /// `@unchecked Sendable`: all state is behind `lock`; waiting runners are
 /// resumed outside it.
@@ -21,39 +22,63 @@ final class HeldJobs: @unchecked Sendable {
     private let lock = NSLock()
     private var queue: [Job] = []
     private var head = 0
+    private var taken: Set<String> = []
     private var running: [String: Int64] = [:]
     private var ids: Set<String> = []
     private var waiters: [CheckedContinuation<Job?, Never>] = []
     private var closed = false
 
-    /// Adds a received job. Returns `false` (and drops it) when the same job
-    /// is already held: a redelivery that reached the worker holding it.
-    func add(_ job: Job) -> Bool {
+    /// What ``add(_:limit:)`` did with a job.
+    enum Admission: Equatable {
+        /// Held: queued, or given to an idle runner.
+        case added
+        /// Dropped: the same job is already held (a redelivery that reached the
+        /// worker holding it).
+        case duplicate
+        /// Not taken: the worker is stopping.
+        case closed
+        /// Not taken: the worker already holds `limit` jobs.
+        case full
+    }
+
+    /// Adds a received job unless it is already held or `limit` jobs (queued,
+    /// taken by a runner or running) are held already.
+    func add(_ job: Job, limit: Int = .max) -> Admission {
         lock.lock()
-        guard !closed, !ids.contains(job.request.jobID) else {
+        guard !closed else {
             lock.unlock()
-            return false
+            return .closed
+        }
+        guard !ids.contains(job.request.jobID) else {
+            lock.unlock()
+            return .duplicate
+        }
+        guard ids.count < limit else {
+            lock.unlock()
+            return .full
         }
         ids.insert(job.request.jobID)
         if !waiters.isEmpty {
             let waiter = waiters.removeFirst()
+            taken.insert(job.request.jobID)
             lock.unlock()
             waiter.resume(returning: job)
-            return true
+            return .added
         }
         queue.append(job)
         lock.unlock()
-        return true
+        return .added
     }
 
-    /// The next queued job (it moves to `running` when the runner calls
-    /// ``started(_:at:)``), or `nil` once closed and empty.
+    /// The next queued job, now taken (it moves to `running` when the runner
+    /// calls ``started(_:at:)``), or `nil` once closed and empty.
     func next() async -> Job? {
         await withCheckedContinuation { continuation in
             lock.lock()
             if head < queue.count {
                 let job = queue[head]
                 head += 1
+                taken.insert(job.request.jobID)
                 compact()
                 lock.unlock()
                 continuation.resume(returning: job)
@@ -68,40 +93,50 @@ final class HeldJobs: @unchecked Sendable {
     }
 
     func started(_ id: String, at millis: Int64) {
-        lock.withLock { running[id] = millis }
+        lock.withLock {
+            taken.remove(id)
+            running[id] = millis
+        }
     }
 
     /// The job's result is published (or it was handed back): no longer held.
     func finished(_ id: String) {
         lock.withLock {
+            taken.remove(id)
             running[id] = nil
             ids.remove(id)
         }
     }
 
-    /// Takes no more jobs; returns the queued ones (not started), which the
-    /// caller hands back, and wakes idle runners so they end.
-    func close() -> [Job] {
+    /// Takes no more jobs; returns the queued ones, which the caller hands
+    /// back, and how many taken ones are still waiting for their batch (their
+    /// runners hand them back when it comes: see ``isClosed``); wakes idle
+    /// runners so they end.
+    func close() -> (queued: [Job], waiting: Int) {
         lock.lock()
         closed = true
         let left = Array(queue[head...])
         queue = []
         head = 0
         for job in left { ids.remove(job.request.jobID) }
+        let waiting = taken.count
         let idle = waiters
         waiters = []
         lock.unlock()
         for waiter in idle { waiter.resume(returning: nil) }
-        return left
+        return (left, waiting)
     }
 
-    /// Closed and nothing running: the worker is done.
-    var isDone: Bool { lock.withLock { closed && running.isEmpty } }
+    /// The worker is stopping: a job not started yet is handed back, not started.
+    var isClosed: Bool { lock.withLock { closed } }
+
+    /// Closed and nothing taken or running: the worker is done.
+    var isDone: Bool { lock.withLock { closed && taken.isEmpty && running.isEmpty } }
 
     /// What the heartbeat reports.
     func snapshot() -> (queued: [String], running: [WorkerHeartbeat.Running]) {
         lock.withLock {
-            (queue[head...].map(\.request.jobID),
+            (queue[head...].map(\.request.jobID) + taken.sorted(),
              running.map { WorkerHeartbeat.Running(jobID: $0.key, startedAt: $0.value) }.sorted { $0.startedAt < $1.startedAt })
         }
     }

@@ -23,6 +23,23 @@ public struct WorkerConfiguration: Sendable {
     public var concurrency: Int = 1
     /// Threads each inference uses inside the engine (default: cores ÷ concurrency).
     public var engineThreads: Int?
+    /// The most requests for one model version an inference thread runs as one
+    /// engine batch (default 8; 1 runs each alone).
+    public var maxBatchSize: Int = 8
+    /// How long an inference thread with fewer than `maxBatchSize` requests for
+    /// a version waits for more before running them (default 2 ms; zero runs
+    /// what is there).
+    public var batchTimeout: Duration = .milliseconds(2)
+    /// The most jobs held beyond those the worker runs at once
+    /// (`concurrency` × `maxBatchSize`); a job arriving beyond it is handed back
+    /// to the ledger, which publishes it again for the other workers. `nil`
+    /// (the default): no bound, the whole backlog waits in this worker.
+    public var prefetch: Int?
+    /// Where the jobs of running batches are written down (see
+    /// `BatchJournal`), shared by the workers of one machine; `nil`: nowhere.
+    /// Default: `conveyor-batches` in the temporary directory.
+    public var batchJournalDirectory: String? = FileManager.default.temporaryDirectory
+        .appendingPathComponent("conveyor-batches", isDirectory: true).path
     /// Largest image accepted, in pixels.
     public var maxPixels: Int = 40_000_000
     /// Largest request message accepted, in bytes (default 12 MiB). Larger ones are answered

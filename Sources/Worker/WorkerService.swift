@@ -27,7 +27,23 @@ import TFServing
 /// order until an inference thread is free; a heartbeat on
 /// ``Jobs/Topics/workerHeartbeat(worker:)`` lists what is held, so the
 /// ledger does not publish a backlog again while this worker lives. A
-/// duplicate delivery of a job already held is dropped. On graceful shutdown
+/// duplicate delivery of a job already held is dropped.
+///
+/// Jobs run in engine batches of up to `maxBatchSize` requests for one model
+/// version (see ``InferencePool``): `concurrency` × `maxBatchSize` run at
+/// once, and one more batch is started (its images decoded) ahead. With a
+/// `prefetch` bound, a job arriving when the worker already holds
+/// `concurrency` × `maxBatchSize` + `prefetch` jobs is handed back to the
+/// ledger (after ``overflowGrace``, unless room has freed up by then), which
+/// publishes it again for the other workers, instead of waiting here behind
+/// the backlog.
+///
+/// The jobs of each running batch are written to a ``BatchJournal``; a
+/// worker that starts after another died on this machine runs the jobs of
+/// the batch it died in each alone, so a request that crashes the engine does
+/// not take the same batch-mates down again.
+///
+/// On graceful shutdown
 /// (SIGTERM) the worker unsubscribes, finishes the jobs it is running, hands
 /// the queued ones back to the ledger (published again at once) and returns.
 public final class WorkerService: Service {
@@ -43,6 +59,10 @@ public final class WorkerService: Service {
     public let modelName: String
     /// Requests taken from the subscriptions, waiting for an inference thread.
     private let held = HeldJobs()
+    /// Where running batches are written down (nil: batches of 1, or no directory).
+    private let journal: BatchJournal?
+    /// Jobs that were in a batch when a worker on this machine died: each runs alone.
+    private let suspects: Set<String>
     /// Subscribed filters and the tasks receiving their messages; nil once stopping.
     private let receivers = Mutex<[String: (MQTTSubscription, Task<Void, Never>)]?>([:])
 
@@ -53,8 +73,20 @@ public final class WorkerService: Service {
         self.logger = logger
         let concurrency = max(1, configuration.concurrency)
         Engine.configure(threads: configuration.engineThreads ?? max(1, Engine.cores / concurrency))
-        pool = InferencePool(threads: concurrency, maxPixels: configuration.maxPixels)
         workerID = configuration.broker.clientID
+        if configuration.maxBatchSize > 1, let directory = configuration.batchJournalDirectory {
+            suspects = BatchJournal.orphans(in: directory)
+            journal = BatchJournal(directory: directory, worker: workerID, threads: concurrency)
+            if journal == nil { logger.warning("cannot write batch journals in \(directory); a crashed batch's jobs will batch again") }
+        } else {
+            suspects = []
+            journal = nil
+        }
+        if !suspects.isEmpty {
+            logger.notice("\(suspects.count) job(s) were in a batch when a worker on this machine died; each runs alone here")
+        }
+        pool = InferencePool(threads: concurrency, maxPixels: configuration.maxPixels,
+                             maxBatchSize: configuration.maxBatchSize, batchTimeout: configuration.batchTimeout, journal: journal)
         client = MQTTClient(configuration.broker, logger: logger, service: "worker")
         // In a repository each version brings its own labels (beside its model file).
         manager = ServableManager(registry: registry,
@@ -86,13 +118,22 @@ public final class WorkerService: Service {
         ])
     }
 
+    /// Jobs run at once: a batch on each inference thread.
+    private var capacity: Int { pool.threads * pool.maxBatchSize }
+
+    /// The most jobs held (queued, taken or running) before arrivals are
+    /// handed back; unbounded without a `prefetch`.
+    private var holdLimit: Int { configuration.prefetch.map { capacity + max(0, $0) } ?? .max }
+
     /// The newest loaded version of ``modelName``, if any.
     public var primaryServable: LoadedServable? { registry.servable(modelName) }
 
     public func run() async throws {
         if let fault = configuration.faultInjection {
-            logger.critical("FAULT INJECTION ON (CONVEYOR_FAULT_INJECT): jobs whose id starts with '\(fault.jobIDPrefix)' will \(fault.mode == .crash ? "crash this worker" : "fail with an engine error")")
+            logger.critical("FAULT INJECTION ON (CONVEYOR_FAULT_INJECT): jobs whose id starts with '\(fault.jobIDPrefix)' will \(fault.summary)")
         }
+        let prefetch = configuration.prefetch.map { "\($0) job(s) beyond the \(capacity) it runs at once" } ?? "unbounded"
+        logger.info("worker \(workerID) runs batches of up to \(pool.maxBatchSize) (waiting up to \(configuration.batchTimeout) to fill one); prefetch: \(prefetch)")
         try await client.connect()
         try await refresh()
         await withDiscardingTaskGroup { group in
@@ -104,15 +145,20 @@ public final class WorkerService: Service {
                 // stop taking requests and hand back what no runner took.
                 try? await gracefulShutdown()
                 await self.stopReceiving()
-                let left = self.held.close()
-                if !left.isEmpty { self.logger.info("worker \(self.workerID) hands back \(left.count) queued job(s)") }
+                let (left, waiting) = self.held.close()
+                if !left.isEmpty || waiting > 0 {
+                    self.logger.info("worker \(self.workerID) hands back \(left.count + waiting) job(s) it had not started (\(waiting) of them as their batch comes up)")
+                }
                 await withDiscardingTaskGroup { handBacks in
                     for job in left {
                         handBacks.addTask { await self.handBack(job.request, reason: "worker \(self.workerID) stopped before starting it") }
                     }
                 }
             }
-            for _ in 0..<pool.threads {
+            // Enough runners to fill every thread's batch, and one batch more being decoded
+            // ahead (only as far as the prefetch bound allows).
+            let ahead = min(configuration.prefetch ?? pool.maxBatchSize, pool.maxBatchSize)
+            for _ in 0..<(capacity + max(0, ahead)) {
                 group.addTask {
                     while let job = await self.held.next() {
                         await self.run(job)
@@ -125,6 +171,7 @@ public final class WorkerService: Service {
             }
         }
         pool.shutdown()
+        journal?.remove()
         // No longer serving anything: ingresses drop this worker from their catalog.
         try? await client.publish(ServableAnnouncement.topic(worker: workerID), payload: [], qos: 1, retain: true)
         await client.disconnect()
@@ -241,8 +288,36 @@ public final class WorkerService: Service {
         }
         let job = HeldJobs.Job(request: request, correlation: message.properties.correlationData, arrivedAt: .now,
                                expirySeconds: message.properties.messageExpiryInterval.map { Int($0) })
-        if !held.add(job) {
+        switch held.add(job, limit: holdLimit) {
+        case .added:
+            break
+        case .duplicate:
             logger.debug("job \(request.jobID) is already held here; duplicate delivery dropped")
+        case .closed:
+            await handBack(request, reason: "worker \(workerID) stopped before starting it")
+        case .full:
+            Task { await self.overflow(job) }
+        }
+    }
+
+    /// How long a job that arrived beyond the prefetch bound waits before it is
+    /// handed back: the ledger records a request as it arrives, at the same time
+    /// as the worker receives it, and ignores a hand-back for a job it has not
+    /// recorded yet (the job would then wait for its lease to end).
+    static let overflowGrace: Duration = .seconds(1)
+
+    /// A job that arrived beyond the prefetch bound: after ``overflowGrace`` it
+    /// is held here if there is room by then, and handed back otherwise (not
+    /// started here, so no attempt is counted; the ledger publishes it again at once).
+    private func overflow(_ job: HeldJobs.Job) async {
+        try? await Task.sleep(for: Self.overflowGrace)
+        switch held.add(job, limit: holdLimit) {
+        case .added, .duplicate:
+            return
+        case .closed:
+            await handBack(job.request, reason: "worker \(workerID) stopped before starting it")
+        case .full:
+            await handBack(job.request, reason: "worker \(workerID) holds \(holdLimit) job(s), its prefetch bound", overflow: true)
         }
     }
 
@@ -266,9 +341,49 @@ public final class WorkerService: Service {
             await handBack(request, reason: "version unloaded from worker \(workerID) before the job started")
             return
         }
+        let input: InferencePool.Input
+        if request.tensorShape != nil, let values = request.tensorValues {
+            input = .tensor(values)
+        } else {
+            input = .image([UInt8](request.image))
+        }
+        // The attempt begins when the job's batch is about to run on the engine.
+        var startedAt: Int64?
+        let finished = await pool.classify(input, on: servable, topK: request.topK, jobID: request.jobID,
+                                           alone: suspects.contains(request.jobID)) {
+            startedAt = await start(job, on: servable)
+            return startedAt != nil
+        }
+        guard let outcome = finished else { return }  // withdrawn and handed back
+        var result = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .failed,
+                               timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt ?? outcome.startedAt,
+                                                   finishedAt: Clock.nowMillis(),
+                                                   inferenceMs: (outcome.milliseconds * 100).rounded() / 100),
+                               worker: workerID, batchSize: outcome.batchSize)
+        switch outcome.predictions {
+        case .success(let predictions):
+            result.status = .succeeded
+            result.top = predictions.map { ClassScore(index: $0.index, label: $0.label, score: $0.score) }
+        case .failure(let error):
+            result.error = error.description
+        }
+        await publish(result, replyTopic: request.replyTopic, correlation: job.correlation)
+    }
+
+    /// Starts a job's attempt as its batch is about to run: marks it running
+    /// (for the heartbeat) and publishes its `running` event. Returns the start
+    /// time, or `nil` when the job does not run after all (the worker is
+    /// stopping, or an injected engine error: it is handed back).
+    private func start(_ job: HeldJobs.Job, on servable: LoadedServable) async -> Int64? {
+        let request = job.request
+        if held.isClosed {
+            // Stopping: only batches already on the engine finish.
+            await handBack(request, reason: "worker \(workerID) stopped before starting it")
+            return nil
+        }
         let startedAt = Clock.nowMillis()
         held.started(request.jobID, at: startedAt)
-        var running = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .running,
+        let running = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .running,
                                 timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt), worker: workerID)
         try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 1)
         if let fault = configuration.faultInjection, fault.applies(to: request.jobID) {
@@ -279,37 +394,28 @@ public final class WorkerService: Service {
             case .throw:
                 held.finished(request.jobID)  // a redelivery may come back here
                 await handBack(request, reason: "\(InjectedFault())")
-                return
+                return nil
+            case .delay(let duration):
+                // The batch waits with it, as on a slow machine.
+                logger.notice("injected delay of \(duration) on job \(request.jobID) (CONVEYOR_FAULT_INJECT)")
+                try? await Task.sleep(for: duration)
             }
         }
-        let input: InferencePool.Input
-        if request.tensorShape != nil, let values = request.tensorValues {
-            input = .tensor(values)
-        } else {
-            input = .image([UInt8](request.image))
-        }
-        let outcome = await pool.classify(input, on: servable, topK: request.topK)
-        running.timings.finishedAt = Clock.nowMillis()
-        running.timings.inferenceMs = (outcome.milliseconds * 100).rounded() / 100
-        switch outcome.predictions {
-        case .success(let predictions):
-            running.status = .succeeded
-            running.top = predictions.map { ClassScore(index: $0.index, label: $0.label, score: $0.score) }
-        case .failure(let error):
-            running.status = .failed
-            running.error = error.description
-        }
-        await publish(running, replyTopic: request.replyTopic, correlation: job.correlation)
+        return startedAt
     }
 
     /// Gives a job back to the ledger (an event with status `queued`), which
-    /// publishes it again at once.
-    private func handBack(_ request: JobRequest, reason: String) async {
+    /// publishes it again at once. An `overflow` hand-back (the worker is at
+    /// its prefetch bound; it never started the job) is logged at debug level
+    /// and sends no `error`, so that the ledger keeps the last error of a real
+    /// attempt.
+    private func handBack(_ request: JobRequest, reason: String, overflow: Bool = false) async {
         let event = JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .queued,
-                              timings: JobTimings(queuedAt: request.submittedAt), error: reason, worker: workerID)
+                              timings: JobTimings(queuedAt: request.submittedAt), error: overflow ? nil : reason,
+                              worker: workerID)
         do {
             try await client.publish(Topics.event(job: request.jobID), payload: [UInt8](event.jsonPayload()), qos: 1)
-            logger.notice("handed back job \(request.jobID): \(reason)")
+            logger.log(level: overflow ? .debug : .notice, "handed back job \(request.jobID): \(reason)")
         } catch {
             // The ledger delivers it again when its lease ends.
             logger.warning("could not hand back job \(request.jobID) (the ledger redelivers it after its lease): \(error)")

@@ -45,6 +45,21 @@ final class JobsTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(JobResult.self, from: result.jsonPayload()), result)
     }
 
+    func testResultBatchSizeIsOptionalJSON() throws {
+        var result = JobResult(jobID: "j", model: "m", status: .succeeded, batchSize: 4)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: result.jsonPayload()) as? [String: Any])
+        XCTAssertEqual(object["batch_size"] as? Int, 4)
+        XCTAssertEqual(try JSONCoding.decoder.decode(JobResult.self, from: result.jsonPayload()).batchSize, 4)
+        result.batchSize = nil
+        let without = try XCTUnwrap(JSONSerialization.jsonObject(with: result.jsonPayload()) as? [String: Any])
+        XCTAssertNil(without["batch_size"], "absent, not null, when the job never reached the engine")
+        // A result from a worker that predates batching.
+        let old = Data(#"{"job_id": "j", "model": "m", "status": "succeeded", "top": [], "timings": {"inference_ms": 5}, "worker": "w"}"#.utf8)
+        let decoded = try JSONCoding.decoder.decode(JobResult.self, from: old)
+        XCTAssertNil(decoded.batchSize)
+        XCTAssertEqual(decoded.timings.inferenceMs, 5)
+    }
+
     func testJobIDsAreURLSafeAndCarry128RandomBits() {
         let ids = (0..<1000).map { _ in JobID.make() }
         XCTAssertEqual(Set(ids).count, 1000)

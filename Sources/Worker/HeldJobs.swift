@@ -1,4 +1,5 @@
 import Foundation
+import Instrumentation
 import Jobs
 
 /// The jobs a worker holds: received and waiting for a runner (`queued`, in
@@ -17,6 +18,8 @@ final class HeldJobs: @unchecked Sendable {
         /// When the message arrived, and its v5 Message Expiry Interval then (seconds left).
         var arrivedAt: ContinuousClock.Instant = .now
         var expirySeconds: Int?
+        /// The request's trace context (from its `traceparent` user property).
+        var trace: ServiceContext = .topLevel
     }
 
     private let lock = NSLock()

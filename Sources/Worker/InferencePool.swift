@@ -1,6 +1,7 @@
 import Foundation
 import Inception
 import Jobs
+import Metrics
 
 /// Runs classifications on threads of its own, so decoding and inference
 /// never occupy Swift's cooperative thread pool. A request goes through two
@@ -90,6 +91,15 @@ public final class InferencePool: @unchecked Sendable {
     public let threads: Int
     /// The most requests one engine batch holds.
     public let maxBatchSize: Int
+    private var busyNanoseconds: UInt64 = 0
+
+    /// Engine time spent so far, summed over the inference threads (for the
+    /// busy ratio: its growth over an interval ÷ (interval × threads)).
+    public var busyTime: Duration {
+        condition.lock()
+        defer { condition.unlock() }
+        return .nanoseconds(Int64(busyNanoseconds))
+    }
     /// The longest an inference thread waits for a batch to fill.
     public let batchTimeout: Duration
     private let maxPixels: Int
@@ -306,7 +316,14 @@ public final class InferencePool: @unchecked Sendable {
         let startedAt = Clock.nowMillis()
         let t0 = DispatchTime.now().uptimeNanoseconds
         let predictions = classifier.classify(tensors: input, batch: batch.count, top: k)
-        let share = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 / Double(batch.count)
+        let elapsed = DispatchTime.now().uptimeNanoseconds - t0
+        let share = Double(elapsed) / 1e6 / Double(batch.count)
+        condition.lock()
+        busyNanoseconds += elapsed
+        condition.unlock()
+        Timer(label: "conveyor_inference_seconds",
+              dimensions: [("model", batch[0].work.servable.name), ("batch_size", String(batch.count))])
+            .recordNanoseconds(Int64(elapsed))
         for (item, top) in zip(batch, predictions) {
             let own = min(max(item.work.topK, 1), k)
             item.work.ticket.finish(Outcome(predictions: .success(Array(top.prefix(own))),

@@ -3,11 +3,13 @@ import Inception
 import Jobs
 import Logging
 import ModelRepository
+import Metrics
 import MQTT
 import Observability
 import ServiceLifecycle
 import Synchronization
 import TFServing
+import Tracing
 
 /// A stateless inference worker: serves the model versions of its
 /// repository (or one model file), takes requests from their shared
@@ -252,10 +254,20 @@ public final class WorkerService: Service {
         }
     }
 
-    /// Publishes the held jobs every `heartbeatInterval` (QoS 0: the next one replaces a lost one).
+    /// Publishes the held jobs every `heartbeatInterval` (QoS 0: the next one replaces a lost one),
+    /// and sets `conveyor_worker_busy_ratio`: the share of that interval the inference threads
+    /// spent on the engine.
     private func heartbeatLoop() async {
         let topic = Topics.workerHeartbeat(worker: workerID)
+        let busyRatio = Gauge(label: "conveyor_worker_busy_ratio")
+        var lastBusy = pool.busyTime
+        var lastTime = ContinuousClock.now
         while !Task.isCancelled && !held.isDone {
+            let (busy, now) = (pool.busyTime, ContinuousClock.now)
+            if now > lastTime {
+                busyRatio.record(min(1, (busy - lastBusy) / ((now - lastTime) * pool.threads)))
+            }
+            (lastBusy, lastTime) = (busy, now)
             let (queued, running) = held.snapshot()
             let beat = WorkerHeartbeat(worker: workerID, model: modelName, queued: queued, running: running, at: Clock.nowMillis())
             if let payload = try? JSONCoding.encoder.encode(beat) {
@@ -268,6 +280,13 @@ public final class WorkerService: Service {
     /// Decodes a request and queues it; a bad one, or one for a model or
     /// version this worker does not serve, is answered at once with a failed result.
     func receive(_ message: MQTTMessage) async {
+        // The request's trace (traceparent user property), for its answer and its run.
+        await ServiceContext.withValue(message.properties.extractTraceContext()) {
+            await take(message)
+        }
+    }
+
+    private func take(_ message: MQTTMessage) async {
         let request: JobRequest
         do {
             request = try JobRequest(message: message, maxBytes: configuration.maxRequestBytes)
@@ -287,7 +306,8 @@ public final class WorkerService: Service {
             return
         }
         let job = HeldJobs.Job(request: request, correlation: message.properties.correlationData, arrivedAt: .now,
-                               expirySeconds: message.properties.messageExpiryInterval.map { Int($0) })
+                               expirySeconds: message.properties.messageExpiryInterval.map { Int($0) },
+                               trace: ServiceContext.current ?? .topLevel)
         switch held.add(job, limit: holdLimit) {
         case .added:
             break
@@ -323,7 +343,17 @@ public final class WorkerService: Service {
 
     /// Runs one job: publishes its running event, classifies, publishes the result
     /// (or hands the job back if the attempt failed for a reason that is not the request's).
+    /// Runs one job in a span ("run job", in the request's trace), with its
+    /// time on the engine as a child span ("inference").
     private func run(_ job: HeldJobs.Job) async {
+        await withSpan("run job", context: job.trace, ofKind: .consumer) { span in
+            span.attributes["conveyor.job_id"] = job.request.jobID
+            span.attributes["conveyor.model"] = job.request.model
+            await runInSpan(job)
+        }
+    }
+
+    private func runInSpan(_ job: HeldJobs.Job) async {
         let request = job.request
         // A request whose v5 Message Expiry Interval (what was left of it when it arrived)
         // ran out before now, when a runner takes it, is answered `expired`.
@@ -349,10 +379,14 @@ public final class WorkerService: Service {
         }
         // The attempt begins when the job's batch is about to run on the engine.
         var startedAt: Int64?
-        let finished = await pool.classify(input, on: servable, topK: request.topK, jobID: request.jobID,
-                                           alone: suspects.contains(request.jobID)) {
-            startedAt = await start(job, on: servable)
-            return startedAt != nil
+        let finished = await withSpan("inference") { span in
+            let outcome = await pool.classify(input, on: servable, topK: request.topK, jobID: request.jobID,
+                                              alone: suspects.contains(request.jobID)) {
+                startedAt = await start(job, on: servable)
+                return startedAt != nil
+            }
+            if let size = outcome?.batchSize { span.attributes["conveyor.batch_size"] = size }
+            return outcome
         }
         guard let outcome = finished else { return }  // withdrawn and handed back
         var result = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .failed,
@@ -433,6 +467,8 @@ public final class WorkerService: Service {
         let payload = [UInt8](result.jsonPayload())
         var props = MQTTProperties()
         props.contentType = "application/json"
+        // The store's record of the result joins the job's trace.
+        props.injectTraceContext()
         do {
             try await client.publish(Topics.result(job: result.jobID), payload: payload, qos: 1, properties: props)
         } catch {

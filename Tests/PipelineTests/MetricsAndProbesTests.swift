@@ -106,6 +106,12 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
 
         let worker = try await scrape(workerPort)
         XCTAssertEqual(value(worker, "conveyor_mqtt_connected", ["service": "worker"]), 1)
+        // One observation per engine batch, labelled with its size: the sizes add up to the jobs.
+        let batches = worker.filter { $0.name == "conveyor_inference_seconds_count" && $0.labels["model"] == "inception_v3" }
+        XCTAssertFalse(batches.isEmpty, "no conveyor_inference_seconds")
+        XCTAssertEqual(batches.reduce(0) { $0 + $1.value * (Double($1.labels["batch_size"] ?? "") ?? .nan) }, Double(jobs))
+        let busy = try XCTUnwrap(value(worker, "conveyor_worker_busy_ratio"))
+        XCTAssertTrue((0...1).contains(busy), "\(busy)")
         XCTAssertEqual(value(worker, "conveyor_http_requests_total", ["route": "/metrics", "method": "GET", "status": "200"]) ?? 0,
                        0, "counted after it is answered")
     }

@@ -58,6 +58,16 @@ public final class InferencePool: @unchecked Sendable {
         /// How many requests ran in its engine batch; `nil` when it failed
         /// before reaching the engine.
         public var batchSize: Int?
+        /// When its decode (and preprocessing) ran, in wall-clock nanoseconds
+        /// since 1970 (for the worker's "decode" span).
+        public var decoded: ClosedRange<UInt64>
+        /// When its batch ran on the engine, likewise; `nil` if it never did.
+        public var inferred: ClosedRange<UInt64>?
+    }
+
+    /// Wall-clock nanoseconds since 1970.
+    static func wallNanoseconds() -> UInt64 {
+        UInt64((Date().timeIntervalSince1970 * 1e9).rounded())
     }
 
     private struct Work {
@@ -75,6 +85,7 @@ public final class InferencePool: @unchecked Sendable {
         let work: Work
         let values: [Float]
         let decodeMilliseconds: Double
+        let decoded: ClosedRange<UInt64>
     }
 
     /// Something a thread built for one loaded version, dropped with it.
@@ -191,19 +202,22 @@ public final class InferencePool: @unchecked Sendable {
 
             preprocessors = preprocessors.filter { $0.value.servable != nil }
             let startedAt = Clock.nowMillis()
+            let wall0 = Self.wallNanoseconds()
             let t0 = DispatchTime.now().uptimeNanoseconds
             let values = prepare(work, preprocessors: &preprocessors)
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            let decoded = wall0...max(wall0, Self.wallNanoseconds())
 
             condition.lock()
             decoding -= 1
             if case .success(let values) = values {
-                ready.append(Prepared(work: work, values: values, decodeMilliseconds: ms))
+                ready.append(Prepared(work: work, values: values, decodeMilliseconds: ms, decoded: decoded))
             }
             condition.broadcast()
             condition.unlock()
             if case .failure(let failure) = values {
-                work.ticket.reach(.done(Outcome(predictions: .failure(failure), milliseconds: ms, startedAt: startedAt, batchSize: nil)))
+                work.ticket.reach(.done(Outcome(predictions: .failure(failure), milliseconds: ms, startedAt: startedAt, batchSize: nil,
+                                                decoded: decoded, inferred: nil)))
             }
         }
     }
@@ -314,9 +328,11 @@ public final class InferencePool: @unchecked Sendable {
         for item in batch { input.append(contentsOf: item.values) }
         let k = min(max(batch.map(\.work.topK).max() ?? 1, 1), classes)
         let startedAt = Clock.nowMillis()
+        let wall0 = Self.wallNanoseconds()
         let t0 = DispatchTime.now().uptimeNanoseconds
         let predictions = classifier.classify(tensors: input, batch: batch.count, top: k)
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0
+        let inferred = wall0...(wall0 + elapsed)
         let share = Double(elapsed) / 1e6 / Double(batch.count)
         condition.lock()
         busyNanoseconds += elapsed
@@ -328,7 +344,8 @@ public final class InferencePool: @unchecked Sendable {
             let own = min(max(item.work.topK, 1), k)
             item.work.ticket.finish(Outcome(predictions: .success(Array(top.prefix(own))),
                                             milliseconds: share + item.decodeMilliseconds,
-                                            startedAt: startedAt, batchSize: batch.count))
+                                            startedAt: startedAt, batchSize: batch.count,
+                                            decoded: item.decoded, inferred: inferred))
         }
     }
 }

@@ -379,16 +379,13 @@ public final class WorkerService: Service {
         }
         // The attempt begins when the job's batch is about to run on the engine.
         var startedAt: Int64?
-        let finished = await withSpan("inference") { span in
-            let outcome = await pool.classify(input, on: servable, topK: request.topK, jobID: request.jobID,
-                                              alone: suspects.contains(request.jobID)) {
-                startedAt = await start(job, on: servable)
-                return startedAt != nil
-            }
-            if let size = outcome?.batchSize { span.attributes["conveyor.batch_size"] = size }
-            return outcome
+        let finished = await pool.classify(input, on: servable, topK: request.topK, jobID: request.jobID,
+                                           alone: suspects.contains(request.jobID)) {
+            startedAt = await start(job, on: servable)
+            return startedAt != nil
         }
         guard let outcome = finished else { return }  // withdrawn and handed back
+        Self.recordStages(of: outcome)
         var result = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .failed,
                                timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt ?? outcome.startedAt,
                                                    finishedAt: Clock.nowMillis(),
@@ -402,6 +399,26 @@ public final class WorkerService: Service {
             result.error = error.description
         }
         await publish(result, replyTopic: request.replyTopic, correlation: job.correlation)
+    }
+
+    /// The pool's stages of one job as child spans of the current one, at the
+    /// times they ran on the pool's threads: "decode" (decode, resize, scale)
+    /// and "inference" (its batch on the engine, with the batch's size).
+    private static func recordStages(of outcome: InferencePool.Outcome) {
+        func span(_ name: String, _ interval: ClosedRange<UInt64>) -> any Span {
+            let span = startSpan(name, at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: interval.lowerBound))
+            return span
+        }
+        let decode = span("decode", outcome.decoded)
+        if case .failure(let failure) = outcome.predictions, outcome.inferred == nil {
+            decode.setStatus(SpanStatus(code: .error, message: failure.description))
+        }
+        decode.end(at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: outcome.decoded.upperBound))
+        if let inferred = outcome.inferred {
+            let inference = span("inference", inferred)
+            if let size = outcome.batchSize { inference.attributes["conveyor.batch_size"] = size }
+            inference.end(at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: inferred.upperBound))
+        }
     }
 
     /// Starts a job's attempt as its batch is about to run: marks it running
@@ -464,6 +481,13 @@ public final class WorkerService: Service {
     }
 
     private func publish(_ result: JobResult, replyTopic: String?, correlation: [UInt8]?) async {
+        await withSpan("publish result", ofKind: .producer) { span in
+            span.attributes["conveyor.status"] = result.status.rawValue
+            await publishInSpan(result, replyTopic: replyTopic, correlation: correlation)
+        }
+    }
+
+    private func publishInSpan(_ result: JobResult, replyTopic: String?, correlation: [UInt8]?) async {
         let payload = [UInt8](result.jsonPayload())
         var props = MQTTProperties()
         props.contentType = "application/json"

@@ -52,7 +52,14 @@ final class TracingTests: OwnPipelineTestCase {
         XCTAssertTrue(seen["conveyor-ingress"]?.contains("publish job") == true, "\(seen)")
         XCTAssertTrue(seen["conveyor-store"]?.contains("record request") == true, "\(seen)")
         XCTAssertTrue(seen["conveyor-worker"]?.contains("run job") == true, "\(seen)")
-        XCTAssertTrue(seen["conveyor-worker"]?.contains("inference") == true, "\(seen)")
+        for stage in ["decode", "inference", "publish result"] {
+            XCTAssertTrue(seen["conveyor-worker"]?.contains(stage) == true, "no \(stage) span: \(seen)")
+        }
+        // The worker's stages are children of its "run job" span.
+        let run = try XCTUnwrap(spans.first { $0.service == "conveyor-worker" && $0.name == "run job" })
+        for stage in spans where stage.service == "conveyor-worker" && stage.name != "run job" {
+            XCTAssertEqual(stage.parentSpanID, run.spanID, "\(stage.name)")
+        }
         XCTAssertTrue(seen["conveyor-store"]?.contains("record result") == true, "\(seen)")
         // The HTTP request's span is the child of the client's.
         XCTAssertTrue(spans.contains { $0.service == "conveyor-ingress" && $0.parentSpanID == parent }, "\(spans)")

@@ -2,6 +2,7 @@ import Jobs
 import Logging
 import Metrics
 import MQTT
+import Observability
 import ResultStore
 import Tracing
 
@@ -102,7 +103,7 @@ final class JobSubmitter: Sendable {
         await withSpan("publish job", ofKind: .producer) { span in
             span.attributes["conveyor.job_id"] = request.jobID
             span.attributes["conveyor.model"] = request.model
-            let refusal = await publishRecordedInSpan(request, to: topic)
+            let refusal = await JobLogContext.withJob(request.jobID) { await publishRecordedInSpan(request, to: topic) }
             if let refusal { span.setStatus(SpanStatus(code: .error, message: refusal.message)) }
             return refusal
         }

@@ -33,8 +33,9 @@ public enum TraceExport {
         return try OTel.bootstrap(configuration: configuration)
     }
 
-    /// Adds `trace_id` and `span_id` of the current span to every log line written inside it.
+    /// Adds `trace_id` and `span_id` of the current span to every log line
+    /// written inside it, and the current job's `job_id` (``JobLogContext``).
     public static var loggingMetadataProvider: Logger.MetadataProvider {
-        OTel.makeLoggingMetadataProvider()
+        .multiplex([OTel.makeLoggingMetadataProvider(), JobLogContext.metadataProvider]) ?? JobLogContext.metadataProvider
     }
 }

@@ -349,7 +349,7 @@ public final class WorkerService: Service {
         await withSpan("run job", context: job.trace, ofKind: .consumer) { span in
             span.attributes["conveyor.job_id"] = job.request.jobID
             span.attributes["conveyor.model"] = job.request.model
-            await runInSpan(job)
+            await JobLogContext.withJob(job.request.jobID) { await runInSpan(job) }
         }
     }
 

@@ -107,8 +107,22 @@ final class ObservabilityTests: XCTestCase {
         XCTAssertEqual(object["job_id"], "abc")
         XCTAssertEqual(object["mqtt.client"], "worker-1")
         XCTAssertEqual(object["meta_message"], "shadowed")
+        XCTAssertNil(object["trace_id"], "no span, no trace id")
         let time = try XCTUnwrap(object["time"])
         XCTAssertNotNil(try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(time), time)
+    }
+}
+
+extension ObservabilityTests {
+    func testLinesWrittenForAJobCarryItsID() async throws {
+        let lines = LockedLines()
+        let logger = Logger(label: "conveyor.store") {
+            JSONLogHandler(label: $0, metadataProvider: TraceExport.loggingMetadataProvider, output: lines.append)
+        }
+        await JobLogContext.withJob("job-42") { logger.info("recorded") }
+        logger.info("between jobs")
+        let objects = try lines.all.map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]) }
+        XCTAssertEqual(objects.map { $0["job_id"] }, ["job-42", nil])
     }
 }
 

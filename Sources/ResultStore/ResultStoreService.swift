@@ -74,6 +74,7 @@ public struct ResultStoreService: Service {
     }
 
     public func run() async throws {
+        StoreMetrics.redelivered(0)
         try await client.connect()
         do {
             let requests = try await client.subscribe(Topics.allRequests, qos: 1)

@@ -25,9 +25,10 @@ enum StoreMetrics {
         }
     }
 
-    /// The ledger published a request again (`conveyor_redeliveries_total`).
-    static func redelivered() {
-        Counter(label: "conveyor_redeliveries_total").increment()
+    /// The ledger published `count` requests again (`conveyor_redeliveries_total`;
+    /// 0 at start, so the counter shows before the first redelivery).
+    static func redelivered(_ count: Int = 1) {
+        Counter(label: "conveyor_redeliveries_total").increment(by: count)
     }
 
     /// The ledger's unfinished jobs (`conveyor_ledger_jobs{state}`).

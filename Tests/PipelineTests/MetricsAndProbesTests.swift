@@ -103,6 +103,8 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
         XCTAssertEqual(value(store, "conveyor_job_queue_seconds_count", ["model": "inception_v3"]), Double(jobs))
         XCTAssertEqual(value(store, "conveyor_mqtt_connected", ["service": "store"]), 1)
         XCTAssertNotNil(value(store, "conveyor_ledger_jobs", ["state": "queued"]))
+        XCTAssertEqual(value(store, "conveyor_redeliveries_total"), 0, "nothing was published again")
+        XCTAssertEqual(value(store, "conveyor_mqtt_reconnects_total", ["service": "store"]), 0)
 
         let worker = try await scrape(workerPort)
         XCTAssertEqual(value(worker, "conveyor_mqtt_connected", ["service": "worker"]), 1)

@@ -2,7 +2,7 @@ import Foundation
 import Jobs
 import XCTest
 
-/// Issue 6's fault suite: real processes (mosquitto, `conveyor store`, workers, ingress) on
+/// The fault suite: real processes (mosquitto, `conveyor store`, workers, ingress) on
 /// loopback, stopped by PID; every accepted job must end in exactly one terminal state, and
 /// the store's ledger must have it. MobileNetV2 and leases of a few seconds keep each test
 /// within about a minute.

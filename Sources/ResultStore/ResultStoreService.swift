@@ -42,6 +42,8 @@ public struct ResultStoreService: Service {
     public let database: JobDatabase
     private let client: MQTTClient
     private let ledger: LedgerWriter
+    /// Hand-backs that came before their request was recorded.
+    private let earlyHandBacks = EarlyHandBacks()
     private let logger: Logger
 
     /// Opens the database at `configuration.databasePath`.
@@ -312,6 +314,9 @@ public struct ResultStoreService: Service {
         }
         do {
             let new = try await ledger.record(LedgerEntry(request, message: message))
+            if let early = earlyHandBacks.take(request.jobID) {
+                try await database.handedBack(request.jobID, reason: early)
+            }
             if new, Topics.deviceRequest(fromTopic: message.topic) != nil { StoreMetrics.deviceJobSubmitted(model: request.model) }
             return (request.jobID, nil)
         } catch {
@@ -352,7 +357,11 @@ public struct ResultStoreService: Service {
         if event.status == .queued, let worker = event.worker {
             // A worker gives the job back (stopping, or a failed attempt): deliver it again now.
             do {
-                try await database.handedBack(event.jobID, reason: event.error)
+                if try await !database.handedBack(event.jobID, reason: event.error) {
+                    // The request is not in the ledger yet (its message and the hand-back crossed):
+                    // the hand-back applies as soon as it is.
+                    earlyHandBacks.remember(event.jobID, reason: event.error)
+                }
                 logger.info("ledger: handed back by \(worker)\(event.error.map { ": \($0)" } ?? "")",
                             metadata: ["job_id": "\(event.jobID)"])
             } catch {

@@ -321,9 +321,8 @@ public final class WorkerService: Service {
     }
 
     /// How long a job that arrived beyond the prefetch bound waits before it is
-    /// handed back: the ledger records a request as it arrives, at the same time
-    /// as the worker receives it, and ignores a hand-back for a job it has not
-    /// recorded yet (the job would then wait for its lease to end).
+    /// handed back, in case room frees up meanwhile (a hand-back costs the job a
+    /// round through the store and the broker).
     static let overflowGrace: Duration = .seconds(1)
 
     /// A job that arrived beyond the prefetch bound: after ``overflowGrace`` it

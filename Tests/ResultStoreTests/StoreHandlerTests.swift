@@ -90,6 +90,25 @@ final class StoreHandlerTests: XCTestCase {
         XCTAssertEqual(job, done)
     }
 
+    func testAHandBackThatOvertakesItsRequestAppliesWhenTheRequestIsRecorded() async throws {
+        let handBack = JobResult(jobID: "early-1", model: "inception_v3", status: .queued,
+                                 error: "worker w2 holds 3 job(s), its prefetch bound", worker: "w2")
+        await service.handleEvent(MQTTMessage(topic: Topics.event(job: "early-1"), payload: [UInt8](handBack.jsonPayload())))
+        let (payload, properties) = JobRequest(jobID: "early-1", model: "inception_v3", image: Data(jpeg)).binaryMessage()
+        await service.handleRequest(MQTTMessage(topic: Topics.requests(model: "inception_v3"), payload: payload, qos: 1,
+                                                properties: properties))
+        // Due at once (not after the 60 s lease), with the hand-back's reason kept.
+        let due = try await database.overdue(now: Clock.nowMillis() + 1)
+        XCTAssertEqual(due.map(\.id), ["early-1"])
+        XCTAssertEqual(due.first?.lastError, "worker w2 holds 3 job(s), its prefetch bound")
+        // Applied once: the same request seen again (a redelivery) is not handed back again.
+        try await database.redelivered("early-1", leaseUntil: Clock.nowMillis() + 60_000)
+        await service.handleRequest(MQTTMessage(topic: Topics.requests(model: "inception_v3"), payload: payload, qos: 1,
+                                                properties: properties))
+        let again = try await database.overdue(now: Clock.nowMillis() + 1)
+        XCTAssertEqual(again.map(\.id), [])
+    }
+
     func testQueryAnswers() async throws {
         let done = JobResult(jobID: "job-1", model: "inception_v3", status: .failed,
                              timings: JobTimings(finishedAt: 5), error: "not a JPEG")

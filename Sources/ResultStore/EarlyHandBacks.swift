@@ -1,0 +1,36 @@
+import Synchronization
+
+/// Hand-backs the store received before the request they give back was in
+/// the ledger (the worker got the request, and answered, before the store's
+/// commit of it): applied when the request is recorded, instead of leaving
+/// the job to wait for its lease. Keeps the most recent `limit`.
+final class EarlyHandBacks: Sendable {
+    private struct State {
+        var reasons: [String: String?] = [:]
+        var order: [String] = []
+    }
+
+    let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int = 4096) {
+        self.limit = limit
+    }
+
+    /// Notes a hand-back of `jobID` that found no ledger entry.
+    func remember(_ jobID: String, reason: String?) {
+        state.withLock { state in
+            if state.reasons.updateValue(reason, forKey: jobID) == nil { state.order.append(jobID) }
+            if state.order.count > limit { state.reasons[state.order.removeFirst()] = nil }
+        }
+    }
+
+    /// The early hand-back of `jobID` (`.some(its reason)`), if there was one; forgets it.
+    func take(_ jobID: String) -> String?? {
+        state.withLock { state in
+            guard let reason = state.reasons.removeValue(forKey: jobID) else { return nil }
+            state.order.removeAll { $0 == jobID }
+            return .some(reason)
+        }
+    }
+}

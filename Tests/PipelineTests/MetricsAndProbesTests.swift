@@ -66,14 +66,21 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
         samples.first { sample in sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value } }?.value
     }
 
-    func testCountersEqualTheJobsRunAcrossIngressWorkerAndStore() async throws {
-        let pipeline = try Pipeline(name: "metrics")
+    /// A store, one worker and an ingress, the store and the worker with metrics ports.
+    private func startPipeline(_ name: String, ingressArguments: [String] = []) async throws
+        -> (pipeline: Pipeline, storePort: Int, workerPort: Int) {
+        let pipeline = try Pipeline(name: name)
         self.pipeline = pipeline
         let storePort = try Ports.free()
         let workerPort = try Ports.free()
         pipeline.storeMetricsPort = storePort
-        try await pipeline.start(workers: ["worker-m"], workerArguments: ["--metrics-port", String(workerPort)],
-                                 ingresses: [.init(name: "ingress")])
+        try await pipeline.start(workers: ["worker-\(name)"], workerArguments: ["--metrics-port", String(workerPort)],
+                                 ingresses: [.init(name: "ingress", extraArguments: ingressArguments)])
+        return (pipeline, storePort, workerPort)
+    }
+
+    func testCountersEqualTheJobsRunAcrossIngressWorkerAndStore() async throws {
+        let (pipeline, storePort, workerPort) = try await startPipeline("metrics")
         let jpeg = try Data(contentsOf: URL(fileURLWithPath: Paths.sampleImage))
         let jobs = 6
         var ids: [String] = []
@@ -119,17 +126,12 @@ final class MetricsAndProbesTests: OwnPipelineTestCase {
     }
 
     func testReadinessFollowsTheBrokerOnEveryService() async throws {
-        let pipeline = try Pipeline(name: "ready")
-        self.pipeline = pipeline
-        let storePort = try Ports.free()
-        let workerPort = try Ports.free()
-        pipeline.storeMetricsPort = storePort
         let grpcPort = try Ports.free()
-        let keys = pipeline.directory.appendingPathComponent("api-keys")
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("conveyor-probe-keys-\(UUID().uuidString)")
         try "probe-test-key\n".write(to: keys, atomically: true, encoding: .utf8)
-        try await pipeline.start(workers: ["worker-r"], workerArguments: ["--metrics-port", String(workerPort)],
-                                 ingresses: [.init(name: "ingress", extraArguments: ["--grpc-port", String(grpcPort),
-                                                                                       "--api-keys-file", keys.path])])
+        defer { try? FileManager.default.removeItem(at: keys) }
+        let (pipeline, storePort, workerPort) = try await startPipeline(
+            "ready", ingressArguments: ["--grpc-port", String(grpcPort), "--api-keys-file", keys.path])
         let probes = [try pipeline.http, HTTPClient(port: storePort), HTTPClient(port: workerPort)]
         /// Polls every probe until each is (or is not) ready; returns the last answers.
         func waitUntil(ready: Bool) async throws -> [HTTPReply] {

@@ -555,12 +555,7 @@ public final class MQTTClient: Sendable {
                 // Stop libmosquitto's own reconnect (it would send no session expiry); we reconnect.
                 mosquitto.disconnect()
             }
-            let minimum = max(1, configuration.reconnectDelayMin)
-            let delay = min(minimum << min(attempt - 1, 16), max(minimum, configuration.reconnectDelayMax))
-            Task { [weak self] in
-                try? await Task.sleep(for: .seconds(delay))
-                await self?.restartLoop()
-            }
+            restartLoop(after: attempt)
         }
     }
 
@@ -575,6 +570,12 @@ public final class MQTTClient: Sendable {
             state.reviveAttempts += 1
             return state.reviveAttempts
         }
+        restartLoop(after: attempt)
+    }
+
+    /// Starts the loop again after the backoff for the `attempt`-th try: the
+    /// minimum delay, doubled each attempt, at most the maximum (seconds).
+    private func restartLoop(after attempt: Int) {
         let minimum = max(1, configuration.reconnectDelayMin)
         let delay = min(minimum << min(attempt - 1, 16), max(minimum, configuration.reconnectDelayMax))
         Task { [weak self] in

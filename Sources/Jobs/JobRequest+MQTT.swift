@@ -54,10 +54,11 @@ extension JobRequest {
         }
     }
 
-    /// Whether a request message is the binary form.
-    static func isBinary(_ message: MQTTMessage) -> Bool {
+    /// Whether a request message is the binary form (an image or tensor
+    /// content type, or a payload starting with the JPEG marker).
+    public static func isBinary(_ message: MQTTMessage) -> Bool {
         let p = message.properties
-        return p.contentType == "image/jpeg" || p.contentType?.hasPrefix("image/") == true
+        return p.contentType?.hasPrefix("image/") == true
             || p.contentType == JobRequest.tensorContentType
             || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
     }

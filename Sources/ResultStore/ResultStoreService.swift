@@ -295,10 +295,8 @@ public struct ResultStoreService: Service {
     /// Records a request; returns its job id (when it could be read) and why
     /// it is not in the ledger, if it is not.
     private func record(_ message: MQTTMessage) async -> (jobID: String?, error: String?) {
-        let p = message.properties
-        let binary = p.contentType?.hasPrefix("image/") == true
-            || (message.payload.count >= 2 && message.payload[0] == 0xFF && message.payload[1] == 0xD8)
-        if binary && p.userProperty("job_id") == nil && Topics.deviceRequest(fromTopic: message.topic) == nil {
+        if JobRequest.isBinary(message), message.properties.userProperty("job_id") == nil,
+           Topics.deviceRequest(fromTopic: message.topic) == nil {
             // The worker makes up an id for these; the store learns it from the result.
             logger.debug("ledger: binary request without job_id", metadata: ["topic": "\(message.topic)"])
             return (nil, nil)

@@ -61,6 +61,10 @@ final class StoreHandlerTests: XCTestCase {
         // A JPEG without job_id: the worker makes an id up, the store learns it from the result.
         await service.handleRequest(MQTTMessage(topic: topic, payload: jpeg,
                                                 properties: MQTTProperties(contentType: "image/jpeg")))
+        // Likewise a binary tensor request without job_id (the store must not make up an id of its own).
+        await service.handleRequest(MQTTMessage(topic: topic, payload: [UInt8](repeating: 0, count: 16),
+                                                properties: MQTTProperties(contentType: JobRequest.tensorContentType,
+                                                                           userProperties: [MQTTUserProperty(name: "tensor_shape", value: "4")])))
         let counts = try await database.counts()
         XCTAssertEqual(counts.values.reduce(0, +), 0)
     }

@@ -179,7 +179,7 @@ public final class IngressService: Service {
     /// ledger stats are fresh (the store runs and reaches the broker).
     public var readiness: Readiness {
         Readiness([
-            .init("broker") { [client] in client.isConnected ? nil : "not connected to the broker" },
+            Readiness.broker { [client] in client.isConnected },
             .init("ledger") { [gauge] in gauge.staleness().map { "no ledger stats from the result store: \($0)" } },
         ])
     }

@@ -45,8 +45,8 @@ final class LedgerGauge: @unchecked Sendable {
         lock.withLock {
             // Before the first stats (just after start, the retained ones are on their way)
             // nothing is refused here: the ledger's receipt decides whether a job is kept.
-            if let staleAfterMillis, stats != nil, now - statsTime > staleAfterMillis {
-                return .silent(sinceSeconds: Int((now - statsTime) / 1000))
+            if let silent = silentMillis(now: now) {
+                return .silent(sinceSeconds: Int(silent / 1000))
             }
             if maxQueued > 0, let stats {
                 let queued = stats.queued + acceptedSince
@@ -62,9 +62,15 @@ final class LedgerGauge: @unchecked Sendable {
     func staleness(now: Int64 = Clock.nowMillis()) -> String? {
         lock.withLock {
             guard stats != nil else { return "none received yet" }
-            guard let staleAfterMillis, now - statsTime > staleAfterMillis else { return nil }
-            return "none for \((now - statsTime) / 1000) s"
+            return silentMillis(now: now).map { "none for \($0 / 1000) s" }
         }
+    }
+
+    /// How long since the last stats, when that is over the staleness limit
+    /// (never before the first stats). Call with `lock` held.
+    private func silentMillis(now: Int64) -> Int64? {
+        guard let staleAfterMillis, stats != nil, now - statsTime > staleAfterMillis else { return nil }
+        return now - statsTime
     }
 
     /// A reserved job was not published after all.

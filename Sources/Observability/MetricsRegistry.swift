@@ -1,6 +1,6 @@
 import CoreMetrics
-import Foundation
 import Prometheus
+import Synchronization
 
 /// The process's metrics: swift-metrics bootstrapped onto one Prometheus
 /// registry, rendered as Prometheus text for `GET /metrics`.
@@ -21,11 +21,13 @@ public enum MetricsRegistry {
         .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
     ]
 
-    private static let bootstrapped = Bootstrap()
+    private static let bootstrapped = Mutex(false)
 
     /// Points swift-metrics at ``registry`` (once per process).
     public static func bootstrap() {
-        bootstrapped.run {
+        bootstrapped.withLock { done in
+            guard !done else { return }
+            done = true
             var factory = PrometheusMetricsFactory(registry: registry)
             factory.defaultDurationHistogramBuckets = latencyBuckets
             MetricsSystem.bootstrap(factory)
@@ -37,18 +39,5 @@ public enum MetricsRegistry {
     public static func text() -> String {
         ProcessMetrics.shared.update()
         return registry.emitToString()
-    }
-
-    /// Runs a closure once.
-    private final class Bootstrap: Sendable {
-        private let done = NSLock()
-        nonisolated(unsafe) private var ran = false
-        func run(_ body: () -> Void) {
-            done.lock()
-            defer { done.unlock() }
-            guard !ran else { return }
-            ran = true
-            body()
-        }
     }
 }

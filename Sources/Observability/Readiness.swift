@@ -17,6 +17,11 @@ public struct Readiness: Sendable {
         }
     }
 
+    /// The `broker` check every service has: its MQTT client is connected.
+    public static func broker(connected: @escaping @Sendable () -> Bool) -> Check {
+        Check("broker") { connected() ? nil : "not connected to the broker" }
+    }
+
     public var checks: [Check]
 
     public init(_ checks: [Check]) {

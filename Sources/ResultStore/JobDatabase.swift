@@ -271,19 +271,25 @@ public final class JobDatabase: Sendable {
     public func recordResult(_ result: JobResult) async throws -> Bool {
         switch result.status {
         case .running:
-            return try await recordRunning(jobID: result.jobID, startedAt: result.timings.startedAt ?? Clock.nowMillis(),
-                                           worker: result.worker, model: result.model.isEmpty ? nil : result.model,
-                                           version: result.version)
+            try await recordRunning(jobID: result.jobID, startedAt: result.timings.startedAt ?? Clock.nowMillis(),
+                                    worker: result.worker, model: result.model.isEmpty ? nil : result.model,
+                                    version: result.version)
         case .queued:
-            return try await recordQueued(result)
+            try await recordQueued(result)
         case .succeeded, .failed, .expired:
-            break
+            try await recordTerminal(result) != nil
         }
+    }
+
+    /// Applies a terminal result as ``recordResult(_:)`` does and returns the
+    /// row it wrote, or `nil` when the job had already ended.
+    public func recordTerminal(_ result: JobResult) async throws -> JobRecord? {
+        precondition(result.status.isTerminal, "recordTerminal takes succeeded, failed or expired results")
         let now = Clock.nowMillis()
         return try await pool.write { db in
             try db.execute(sql: "DELETE FROM pending WHERE id = ?", arguments: [result.jobID])
             let existing = try Self.fetch(db, result.jobID)
-            if let existing, existing.status.isTerminal { return false }
+            if let existing, existing.status.isTerminal { return nil }
             var record = existing ?? JobRecord(id: result.jobID, status: result.status, updatedAt: now)
             if !result.model.isEmpty { record.model = result.model }
             if let version = result.version { record.version = version }
@@ -300,7 +306,7 @@ public final class JobDatabase: Sendable {
             record.inferenceMs = result.timings.inferenceMs
             record.updatedAt = now
             try Self.save(db, record)
-            return true
+            return record
         }
     }
 

@@ -68,7 +68,7 @@ public struct ResultStoreService: Service {
     /// `GET /health/ready`: connected to the broker, and the database takes a write.
     public var readiness: Readiness {
         Readiness([
-            .init("broker") { [client] in client.isConnected ? nil : "not connected to the broker" },
+            Readiness.broker { [client] in client.isConnected },
             .init("database") { [database] in
                 do { try await database.checkWritable(); return nil } catch { return "cannot write to the database: \(error)" }
             },
@@ -194,11 +194,12 @@ public struct ResultStoreService: Service {
     private func settle(_ job: JobDatabase.OverdueRequest, now: Int64, client: MQTTClient) async -> Bool {
         do {
             let ending: (JobStatus, String)?
-            let properties = job.entry.republishedProperties(now: now)
+            // What to publish it again with; nil once its message expiry has passed.
+            let republished = job.entry.republishedProperties(now: now)
             if let expiresAt = job.expiresAt, expiresAt < now {
                 let ttl = configuration.jobTTL.map { "\($0.milliseconds / 1000) s" } ?? "its TTL"
                 ending = (.expired, "not finished within \(ttl) (published \(job.deliveries) time(s), started \(job.attempts) time(s))")
-            } else if properties == nil {
+            } else if republished == nil {
                 let interval = job.entry.properties.messageExpiryInterval ?? 0
                 ending = (.expired, "its message expiry interval (\(interval) s) passed before it could be delivered again")
             } else if job.attempts >= configuration.maxDeliveries {
@@ -209,8 +210,9 @@ public struct ResultStoreService: Service {
             if let (status, reason) = ending {
                 let result = JobResult(jobID: job.id, model: job.entry.model, status: status,
                                        timings: JobTimings(finishedAt: now), error: reason, worker: nil)
-                guard try await database.recordResult(result) else { return true }  // a worker's result came first
-                await finished(job.id)
+                // A worker's result may have come first.
+                guard let record = try await database.recordTerminal(result) else { return true }
+                StoreMetrics.jobFinished(record, now: Clock.nowMillis())
                 try await client.publish(Topics.result(job: job.id), payload: [UInt8](result.jsonPayload()), qos: 1)
                 // A device waits on its reply topic (kept in the ledger's copy of the request).
                 if let reply = job.entry.replyTopic, reply != Topics.result(job: job.id) {
@@ -219,12 +221,11 @@ public struct ResultStoreService: Service {
                     try await client.publish(reply, payload: [UInt8](result.jsonPayload()), qos: 1, properties: properties)
                 }
                 logger.warning("ledger: job \(status.rawValue): \(reason)", metadata: ["job_id": "\(job.id)"])
-            } else {
+            } else if let republished {
                 try await database.redelivered(job.id, leaseUntil: leaseEnd(from: now))
                 StoreMetrics.redelivered()
                 // The message as it came, on the topic it came on.
-                try await client.publish(job.entry.topic, payload: job.entry.payload, qos: 1,
-                                         properties: properties ?? job.entry.properties)
+                try await client.publish(job.entry.topic, payload: job.entry.payload, qos: 1, properties: republished)
                 logger.notice("ledger: published again (publication \(job.deliveries + 1), \(job.attempts) attempt(s) so far)",
                               metadata: ["job_id": "\(job.id)"])
             }
@@ -335,18 +336,19 @@ public struct ResultStoreService: Service {
 
     private func record(_ result: JobResult) async {
         do {
-            let applied = try await database.recordResult(result)
-            if applied, result.status.isTerminal { await finished(result.jobID) }
+            let applied: Bool
+            if result.status.isTerminal {
+                let record = try await database.recordTerminal(result)
+                if let record { StoreMetrics.jobFinished(record, now: Clock.nowMillis()) }
+                applied = record != nil
+            } else {
+                applied = try await database.recordResult(result)
+            }
             logger.debug("result", metadata: ["job_id": "\(result.jobID)", "status": "\(result.status.rawValue)",
                                               "applied": "\(applied)"])
         } catch {
             logger.error("cannot record result", metadata: ["job_id": "\(result.jobID)", "error": "\(error)"])
         }
-    }
-
-    /// Counts a job that just ended (its metrics need the whole row).
-    private func finished(_ id: String) async {
-        if let record = try? await database.record(id) { StoreMetrics.jobFinished(record, now: Clock.nowMillis()) }
     }
 
     /// Events: records a worker taking a job.

@@ -2,6 +2,7 @@ import Foundation
 import Inception
 import Jobs
 import Metrics
+import Tracing
 
 /// Runs classifications on threads of its own, so decoding and inference
 /// never occupy Swift's cooperative thread pool. A request goes through two
@@ -63,11 +64,6 @@ public final class InferencePool: @unchecked Sendable {
         public var decoded: ClosedRange<UInt64>
         /// When its batch ran on the engine, likewise; `nil` if it never did.
         public var inferred: ClosedRange<UInt64>?
-    }
-
-    /// Wall-clock nanoseconds since 1970.
-    static func wallNanoseconds() -> UInt64 {
-        UInt64((Date().timeIntervalSince1970 * 1e9).rounded())
     }
 
     private struct Work {
@@ -202,11 +198,11 @@ public final class InferencePool: @unchecked Sendable {
 
             preprocessors = preprocessors.filter { $0.value.servable != nil }
             let startedAt = Clock.nowMillis()
-            let wall0 = Self.wallNanoseconds()
+            let wall0 = DefaultTracerClock.now.nanosecondsSinceEpoch
             let t0 = DispatchTime.now().uptimeNanoseconds
             let values = prepare(work, preprocessors: &preprocessors)
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-            let decoded = wall0...max(wall0, Self.wallNanoseconds())
+            let decoded = wall0...max(wall0, DefaultTracerClock.now.nanosecondsSinceEpoch)
 
             condition.lock()
             decoding -= 1
@@ -328,7 +324,7 @@ public final class InferencePool: @unchecked Sendable {
         for item in batch { input.append(contentsOf: item.values) }
         let k = min(max(batch.map(\.work.topK).max() ?? 1, 1), classes)
         let startedAt = Clock.nowMillis()
-        let wall0 = Self.wallNanoseconds()
+        let wall0 = DefaultTracerClock.now.nanosecondsSinceEpoch
         let t0 = DispatchTime.now().uptimeNanoseconds
         let predictions = classifier.classify(tensors: input, batch: batch.count, top: k)
         let elapsed = DispatchTime.now().uptimeNanoseconds - t0

@@ -115,7 +115,7 @@ public final class WorkerService: Service {
     /// `GET /health/ready`: connected to the broker, and a model version is loaded.
     public var readiness: Readiness {
         Readiness([
-            .init("broker") { [client] in client.isConnected ? nil : "not connected to the broker" },
+            Readiness.broker { [client] in client.isConnected },
             .init("models") { [registry] in registry.available.isEmpty ? "no model version loaded yet" : nil },
         ])
     }

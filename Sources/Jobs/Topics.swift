@@ -27,6 +27,11 @@ public enum Topics {
     public static func event(job id: String) -> String { "\(root)/events/\(id)" }
     public static let allEvents = "\(root)/events/+"
 
+    /// Where the result store announces each job it cancelled (a
+    /// ``JobCancellation``, QoS 1): workers drop it from what they hold and
+    /// discard its result if they already started it.
+    public static let cancellations = "\(root)/cancellations"
+
     /// Where a worker reports, every few seconds, the jobs it holds (a
     /// ``WorkerHeartbeat``, QoS 0): the ledger keeps their leases alive.
     public static func workerHeartbeat(worker id: String) -> String { "\(root)/workers/\(id)" }

@@ -123,6 +123,34 @@ public final class JobDatabase: Sendable {
             // One row the readiness probe writes, to prove the database takes writes.
             try db.execute(sql: "CREATE TABLE health (id INTEGER PRIMARY KEY, checked_at INTEGER NOT NULL)")
         }
+        migrator.registerMigration("v6: cancelled jobs, listing") { db in
+            // SQLite cannot change a CHECK constraint in place: the table is rebuilt with
+            // `cancelled` allowed, and an index serves the newest-first listing.
+            let columns = "id, model, version, status, top, error, worker, queued_at, started_at, finished_at, inference_ms, attempts, updated_at"
+            try db.execute(sql: """
+                CREATE TABLE jobs_v6 (
+                    id           TEXT PRIMARY KEY NOT NULL,
+                    model        TEXT NOT NULL DEFAULT '',
+                    version      INTEGER,
+                    status       TEXT NOT NULL
+                                 CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'expired', 'cancelled')),
+                    top          TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(top)),
+                    error        TEXT,
+                    worker       TEXT,
+                    queued_at    INTEGER,
+                    started_at   INTEGER,
+                    finished_at  INTEGER,
+                    inference_ms REAL,
+                    attempts     INTEGER NOT NULL DEFAULT 0,
+                    updated_at   INTEGER NOT NULL
+                );
+                INSERT INTO jobs_v6 (\(columns)) SELECT \(columns) FROM jobs;
+                DROP TABLE jobs;
+                ALTER TABLE jobs_v6 RENAME TO jobs;
+                CREATE INDEX jobs_status_finished_at ON jobs (status, finished_at);
+                CREATE INDEX jobs_listed ON jobs (\(listedAt), id);
+                """)
+        }
         return migrator
     }
 
@@ -276,7 +304,7 @@ public final class JobDatabase: Sendable {
                                     version: result.version)
         case .queued:
             try await recordQueued(result)
-        case .succeeded, .failed, .expired:
+        case .succeeded, .failed, .expired, .cancelled:
             try await recordTerminal(result) != nil
         }
     }
@@ -284,7 +312,7 @@ public final class JobDatabase: Sendable {
     /// Applies a terminal result as ``recordResult(_:)`` does and returns the
     /// row it wrote, or `nil` when the job had already ended.
     public func recordTerminal(_ result: JobResult) async throws -> JobRecord? {
-        precondition(result.status.isTerminal, "recordTerminal takes succeeded, failed or expired results")
+        precondition(result.status.isTerminal, "recordTerminal takes terminal results")
         let now = Clock.nowMillis()
         return try await pool.write { db in
             try db.execute(sql: "DELETE FROM pending WHERE id = ?", arguments: [result.jobID])
@@ -340,10 +368,55 @@ public final class JobDatabase: Sendable {
             try db.execute(
                 sql: """
                     DELETE FROM jobs
-                    WHERE status IN ('succeeded', 'failed', 'expired') AND finished_at < ?
+                    WHERE status IN ('succeeded', 'failed', 'expired', 'cancelled') AND finished_at < ?
                     """,
                 arguments: [finishedBefore])
             return db.changesCount
+        }
+    }
+
+    /// What ``delete(_:)`` did.
+    public enum Deletion: Sendable, Equatable {
+        /// No such job.
+        case notFound
+        /// The job had ended; its row is gone.
+        case deleted
+        /// The job had not ended: it is now cancelled (`record`), its request
+        /// is out of the ledger. `replyTopic` is where the request asked for
+        /// its result, if it named one. `new` is false when it was cancelled
+        /// before (nothing changed).
+        case cancelled(record: JobRecord, replyTopic: String?, new: Bool)
+    }
+
+    /// Deletes job `id`'s data. A job that has not ended is cancelled
+    /// instead: it becomes `cancelled` (terminal, so a result that still
+    /// comes is discarded), its request leaves the ledger (it is never
+    /// delivered again and its image is gone), and its row stays, without
+    /// predictions, until retention purges it. Deleting a cancelled job
+    /// changes nothing, so the call is idempotent.
+    public func delete(_ id: String) async throws -> Deletion {
+        let now = Clock.nowMillis()
+        return try await pool.write { db in
+            guard var record = try Self.fetch(db, id) else { return .notFound }
+            switch record.status {
+            case .cancelled:
+                return .cancelled(record: record, replyTopic: nil, new: false)
+            case .queued, .running:
+                let replyTopic = try String.fetchOne(db, sql: "SELECT reply_topic FROM pending WHERE id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM pending WHERE id = ?", arguments: [id])
+                record.status = .cancelled
+                record.top = []
+                record.error = "cancelled on request"
+                record.finishedAt = now
+                record.inferenceMs = nil
+                record.updatedAt = now
+                try Self.save(db, record)
+                return .cancelled(record: record, replyTopic: replyTopic, new: true)
+            case .succeeded, .failed, .expired:
+                try db.execute(sql: "DELETE FROM pending WHERE id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [id])
+                return .deleted
+            }
         }
     }
 
@@ -368,6 +441,53 @@ public final class JobDatabase: Sendable {
     public func record(_ id: String) async throws -> JobRecord? {
         try await pool.read { db in try Self.fetch(db, id) }
     }
+
+    /// Jobs newest first (by `queued_at`; a job whose request the store never
+    /// saw sorts by its last update), optionally only those with `status` or
+    /// `model`, starting after `before`. At most `limit` jobs; `next` is set
+    /// when more follow.
+    public func list(status: JobStatus? = nil, model: String? = nil, limit: Int,
+                     before: JobPage.Cursor? = nil) async throws -> JobPage {
+        var conditions: [String] = []
+        var arguments: [DatabaseValue] = []
+        if let status {
+            conditions.append("status = ?")
+            arguments.append(status.rawValue.databaseValue)
+        }
+        if let model {
+            conditions.append("model = ?")
+            arguments.append(model.databaseValue)
+        }
+        if let before {
+            if let id = before.jobID {
+                conditions.append("(\(Self.listedAt) < ? OR (\(Self.listedAt) = ? AND id < ?))")
+                arguments += [before.queuedAt.databaseValue, before.queuedAt.databaseValue, id.databaseValue]
+            } else {
+                conditions.append("\(Self.listedAt) < ?")
+                arguments.append(before.queuedAt.databaseValue)
+            }
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let limit = max(1, limit)
+        arguments.append((limit + 1).databaseValue)
+        let sql = """
+            SELECT *, \(Self.listedAt) AS listed_at FROM jobs \(filter)
+            ORDER BY \(Self.listedAt) DESC, id DESC LIMIT ?
+            """
+        return try await pool.read { [arguments] db in
+            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            let page = try rows.prefix(limit).map { try JobRecord(row: $0) }
+            var next: String?
+            if rows.count > limit, let last = rows.prefix(limit).last {
+                next = JobPage.Cursor(queuedAt: last["listed_at"], jobID: last["id"]).text
+            }
+            return JobPage(jobs: page.map(\.result), next: next)
+        }
+    }
+
+    /// The listing's order: when the job was queued, or its last update when
+    /// the store never saw its request (the expression of the `jobs_listed` index).
+    static let listedAt = "COALESCE(queued_at, updated_at)"
 
     /// How many jobs the store holds in each status (every status is present,
     /// zero if none).

@@ -104,8 +104,33 @@ public final class JobQueryClient: @unchecked Sendable {
     /// answered with another error, and `CancellationError` if the calling
     /// task is cancelled.
     public func job(_ id: String, timeout: Duration = .seconds(5)) async throws -> JobResult? {
-        let key = Self.correlationID()
+        try Self.decode(try await ask(StoreQuery(jobID: id), about: id, timeout: timeout), jobID: id)
+    }
 
+    /// A page of the store's jobs, newest first (see ``StoreQuery/list(status:model:limit:before:)``).
+    /// Throws as ``job(_:timeout:)`` does; a refused filter or cursor is a
+    /// ``JobQueryError/storeError(jobID:message:)``.
+    public func jobs(status: JobStatus? = nil, model: String? = nil, limit: Int, before: String? = nil,
+                     timeout: Duration = .seconds(5)) async throws -> JobPage {
+        let query = StoreQuery.list(status: status, model: model, limit: limit, before: before)
+        let reply = try await ask(query, about: "(list)", timeout: timeout)
+        if let page = try? JSONCoding.decoder.decode(JobPage.self, from: Data(reply.payload)) { return page }
+        throw Self.failure(reply, jobID: "(list)")
+    }
+
+    /// Asks the store to delete job `id` (cancelling it if it has not ended).
+    /// Returns `nil` if the store does not know the job; throws as
+    /// ``job(_:timeout:)`` does.
+    public func delete(_ id: String, timeout: Duration = .seconds(5)) async throws -> JobDeletion? {
+        let reply = try await ask(StoreQuery.delete(jobID: id), about: id, timeout: timeout)
+        if let deletion = try? JSONCoding.decoder.decode(JobDeletion.self, from: Data(reply.payload)) { return deletion }
+        if Self.isNotFound(reply) { return nil }
+        throw Self.failure(reply, jobID: id)
+    }
+
+    /// Publishes `query` and returns the store's reply.
+    private func ask(_ query: StoreQuery, about jobID: String, timeout: Duration) async throws -> MQTTMessage {
+        let key = Self.correlationID()
         try expect(key)
         defer { forget(key) }
 
@@ -116,9 +141,9 @@ public final class JobQueryClient: @unchecked Sendable {
         // A query the store only sees after the caller gave up is not worth answering.
         let (seconds, attoseconds) = timeout.components
         properties.messageExpiryInterval = UInt32(clamping: max(1, seconds + (attoseconds > 0 ? 1 : 0)))
-        try await client.publish(Topics.storeQuery, payload: StoreQuery(jobID: id).jsonPayload(), qos: 1,
+        try await client.publish(Topics.storeQuery, payload: query.jsonPayload(), qos: 1,
                                  retain: false, properties: properties)
-        return try Self.decode(try await reply(key, jobID: id, timeout: timeout), jobID: id)
+        return try await reply(key, jobID: jobID, timeout: timeout)
     }
 
     /// Runs `publish` (which publishes job `jobID`'s request asking for a
@@ -180,15 +205,24 @@ public final class JobQueryClient: @unchecked Sendable {
 
     /// Reads a reply: a record, `nil` for "job not found", or an error.
     static func decode(_ reply: MQTTMessage, jobID: String) throws -> JobResult? {
-        let data = Data(reply.payload)
-        if let result = try? JSONCoding.decoder.decode(JobResult.self, from: data) {
+        if let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(reply.payload)) {
             return result
         }
-        if let failure = try? JSONCoding.decoder.decode(StoreErrorReply.self, from: data) {
-            if failure.error == StoreErrorReply.notFound { return nil }
-            throw JobQueryError.storeError(jobID: jobID, message: failure.error)
+        if isNotFound(reply) { return nil }
+        throw failure(reply, jobID: jobID)
+    }
+
+    /// Whether a reply is the store's "job not found".
+    private static func isNotFound(_ reply: MQTTMessage) -> Bool {
+        (try? JSONCoding.decoder.decode(StoreErrorReply.self, from: Data(reply.payload)))?.error == StoreErrorReply.notFound
+    }
+
+    /// The error a reply that is not the expected answer stands for.
+    private static func failure(_ reply: MQTTMessage, jobID: String) -> JobQueryError {
+        if let failure = try? JSONCoding.decoder.decode(StoreErrorReply.self, from: Data(reply.payload)) {
+            return .storeError(jobID: jobID, message: failure.error)
         }
-        throw JobQueryError.invalidReply(jobID: jobID, reason: String(decoding: reply.payload.prefix(200), as: UTF8.self))
+        return .invalidReply(jobID: jobID, reason: String(decoding: reply.payload.prefix(200), as: UTF8.self))
     }
 
     // MARK: - Routing

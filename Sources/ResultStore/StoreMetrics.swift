@@ -16,7 +16,8 @@ enum StoreMetrics {
     static func jobFinished(_ record: JobRecord, now: Int64) {
         Counter(label: "conveyor_jobs_finished_total",
                 dimensions: [("model", record.model), ("status", record.status.rawValue)]).increment()
-        guard let queuedAt = record.queuedAt else { return }
+        // A cancelled job's time says nothing about the pipeline's speed.
+        guard let queuedAt = record.queuedAt, record.status != .cancelled else { return }
         Timer(label: "conveyor_job_duration_seconds", dimensions: [("model", record.model)])
             .recordMilliseconds(max(0, now - queuedAt))
         if let startedAt = record.startedAt {

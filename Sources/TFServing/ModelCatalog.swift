@@ -47,6 +47,11 @@ public final class ModelCatalog: Sendable {
     /// Workers currently announcing.
     public var workerCount: Int { announcements.withLock { $0.count } }
 
+    /// Every worker's current announcement, by worker id.
+    public var workers: [ServableAnnouncement] {
+        announcements.withLock { $0.values.sorted { $0.worker < $1.worker } }
+    }
+
     /// The merged versions of `model`, newest first, with its labels; nil if
     /// no worker announces it.
     public func merged(_ model: String) -> (versions: [ServableAnnouncement.Version], labels: [String: Int64])? {

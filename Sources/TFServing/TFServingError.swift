@@ -4,6 +4,7 @@
 public struct TFServingError: Error, Sendable, Equatable, CustomStringConvertible {
     /// TensorFlow's canonical error codes that Conveyor answers with.
     public enum Code: Int, Sendable {
+        case cancelled = 1
         case invalidArgument = 3
         case deadlineExceeded = 4
         case notFound = 5
@@ -17,6 +18,8 @@ public struct TFServingError: Error, Sendable, Equatable, CustomStringConvertibl
         /// The HTTP status TF Serving's REST API uses for the code.
         public var httpStatus: Int {
             switch self {
+            // What gRPC gateways answer for CANCELLED ("client closed request").
+            case .cancelled: 499
             case .invalidArgument, .failedPrecondition: 400
             case .unauthenticated: 401
             case .notFound: 404

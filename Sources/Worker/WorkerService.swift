@@ -61,6 +61,8 @@ public final class WorkerService: Service {
     public let modelName: String
     /// Requests taken from the subscriptions, waiting for an inference thread.
     private let held = HeldJobs()
+    /// Jobs the store cancelled: skipped here, their results not published.
+    private let cancelled = CancelledJobs()
     /// Where running batches are written down (nil: batches of 1, or no directory).
     private let journal: BatchJournal?
     /// Jobs that were in a batch when a worker on this machine died: each runs alone.
@@ -137,8 +139,15 @@ public final class WorkerService: Service {
         let prefetch = configuration.prefetch.map { "\($0) job(s) beyond the \(capacity) it runs at once" } ?? "unbounded"
         logger.info("worker \(workerID) runs batches of up to \(pool.maxBatchSize) (waiting up to \(configuration.batchTimeout) to fill one); prefetch: \(prefetch)")
         try await client.connect()
+        // Before the request subscriptions: a cancellation is known before the requests that follow it.
+        let cancellations = try await client.subscribe(Topics.cancellations, qos: 1)
         try await refresh()
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                try? await cancelWhenGracefulShutdown {
+                    for await message in cancellations { self.noteCancellation(message) }
+                }
+            }
             if let repository = configuration.repository {
                 group.addTask { await self.watch(repository) }
             }
@@ -277,7 +286,16 @@ public final class WorkerService: Service {
         }
     }
 
-    /// Decodes a request and queues it; a bad one, or one for a model or
+    /// A ``Jobs/JobCancellation`` from the store.
+    private func noteCancellation(_ message: MQTTMessage) {
+        guard let cancellation = try? JSONCoding.decoder.decode(JobCancellation.self, from: Data(message.payload)) else {
+            logger.warning("ignored an unreadable cancellation on \(message.topic)")
+            return
+        }
+        cancelled.insert(cancellation.jobID)
+    }
+
+        /// Decodes a request and queues it; a bad one, or one for a model or
     /// version this worker does not serve, is answered at once with a failed result.
     func receive(_ message: MQTTMessage) async {
         // The request's trace (traceparent user property), for its answer and its run.
@@ -295,6 +313,10 @@ public final class WorkerService: Service {
             await fail(jobID: error.jobID ?? JobID.make(), model: error.model ?? modelName, version: nil,
                        reason: "bad request: \(error.reason)", replyTopic: error.replyTopic,
                        correlation: message.properties.correlationData)
+            return
+        }
+        if cancelled.contains(request.jobID) {
+            logger.info("skipped job \(request.jobID): cancelled")
             return
         }
         guard registry.servable(request.model, version: request.version.map(Int64.init)) != nil else {
@@ -354,6 +376,10 @@ public final class WorkerService: Service {
 
     private func runInSpan(_ job: HeldJobs.Job) async {
         let request = job.request
+        if cancelled.contains(request.jobID) {
+            logger.info("skipped job \(request.jobID): cancelled")
+            return
+        }
         // A request whose v5 Message Expiry Interval (what was left of it when it arrived)
         // ran out before now, when a runner takes it, is answered `expired`.
         if let seconds = job.expirySeconds, ContinuousClock.now > job.arrivedAt + .seconds(seconds) {
@@ -426,6 +452,11 @@ public final class WorkerService: Service {
     /// stopping, or an injected engine error: it is handed back).
     private func start(_ job: HeldJobs.Job, on servable: LoadedServable) async -> Int64? {
         let request = job.request
+        if cancelled.contains(request.jobID) {
+            // Cancelled while it waited for its batch: the batch runs without it.
+            logger.info("skipped job \(request.jobID): cancelled")
+            return nil
+        }
         if held.isClosed {
             // Stopping: only batches already on the engine finish.
             await handBack(request, reason: "worker \(workerID) stopped before starting it")
@@ -487,6 +518,11 @@ public final class WorkerService: Service {
     }
 
     private func publishInSpan(_ result: JobResult, replyTopic: String?, correlation: [UInt8]?) async {
+        if cancelled.contains(result.jobID) {
+            // Cancelled while it ran: the store has already told its subscribers.
+            logger.info("discarded the result of job \(result.jobID): cancelled while it ran")
+            return
+        }
         let payload = [UInt8](result.jsonPayload())
         var props = MQTTProperties()
         props.contentType = "application/json"

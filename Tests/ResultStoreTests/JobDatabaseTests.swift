@@ -245,7 +245,7 @@ final class JobDatabaseTests: XCTestCase {
     func testCounts() async throws {
         let db = try JobDatabase(path: path)
         var counts = try await db.counts()
-        XCTAssertEqual(counts, [.queued: 0, .running: 0, .succeeded: 0, .failed: 0, .expired: 0])
+        XCTAssertEqual(counts, [.queued: 0, .running: 0, .succeeded: 0, .failed: 0, .expired: 0, .cancelled: 0])
         try await db.recordRequest(request("q1"))
         try await db.recordRequest(request("q2"))
         try await db.recordRequest(request("r1"))
@@ -256,7 +256,7 @@ final class JobDatabaseTests: XCTestCase {
         try await db.recordResult(JobResult(jobID: "f1", model: "m", status: .failed, error: "x"))
         try await db.recordResult(succeeded("s1", label: "ignored"))
         counts = try await db.counts()
-        XCTAssertEqual(counts, [.queued: 2, .running: 1, .succeeded: 3, .failed: 1, .expired: 0])
+        XCTAssertEqual(counts, [.queued: 2, .running: 1, .succeeded: 3, .failed: 1, .expired: 0, .cancelled: 0])
     }
 
     func testConcurrentResultsForOneJobApplyExactlyOnce() async throws {

@@ -100,7 +100,7 @@ struct JobView: @unchecked Sendable, CustomStringConvertible {
     var timings: [String: Double]
     var raw: [String: Any]
 
-    var isTerminal: Bool { ["succeeded", "failed", "expired"].contains(status) }
+    var isTerminal: Bool { ["succeeded", "failed", "expired", "cancelled"].contains(status) }
 
     init(id: String, reply: HTTPReply) throws {
         guard let outer = reply.object, let job = outer[id] as? [String: Any] else {

@@ -102,8 +102,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // A link to the repository's openapi.yaml, served at GET /openapi.yaml.
-            resources: [.embedInCode("openapi.yaml")]
+            // A link to the repository's openapi.yaml, served at GET /openapi.yaml, and the
+            // web console's page, served at /.
+            resources: [.embedInCode("openapi.yaml"), .embedInCode("Console/index.html"),
+                        .embedInCode("Console/console.js"), .embedInCode("Console/console.css")]
         ),
         // TF Serving's REST and gRPC contract: tensors, signatures, the model catalog.
         .target(name: "TFServing", dependencies: ["Jobs"]),

@@ -37,12 +37,13 @@ public enum APIKeys {
 }
 
 /// Requires `Authorization: Bearer <key>` with one of the configured keys on every route
-/// but the probes (`/health`, `/health/live`, `/health/ready`, `/metrics`); answers 401 `{"error": …}` with `WWW-Authenticate: Bearer` otherwise.
+/// but the probes (`/health`, `/health/live`, `/health/ready`, `/metrics`) and the console's page and assets; answers 401 `{"error": …}` with `WWW-Authenticate: Bearer` otherwise.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: [[UInt8]]
 
-    /// Paths answered without a key: health probes and metrics scrapers carry none.
-    static var open: Set<String> { Set(["/health"] + ProbeRoutes.paths) }
+    /// Paths answered without a key: health probes and metrics scrapers carry none, and the
+    /// console's page asks for the key itself (its API calls and event stream send it).
+    static var open: Set<String> { Set(["/health"] + ProbeRoutes.paths + ConsoleAssets.paths) }
 
     init(keys: Set<String>) {
         self.keys = keys.map { Array($0.utf8) }

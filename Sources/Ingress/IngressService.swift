@@ -31,6 +31,8 @@ public final class IngressService: Service {
     public let tfServing: TFServingFrontend
     private let gauge: LedgerGauge
     private let submitter: JobSubmitter
+    /// The console's live feed (`GET /events`).
+    public let feed: ConsoleFeed
 
     public init(configuration: IngressConfiguration, model: ModelDescription?, logger: Logger = Logger(label: "conveyor.ingress")) {
         self.configuration = configuration
@@ -44,8 +46,9 @@ public final class IngressService: Service {
             ? RateLimiter(rate: configuration.ratePerClient,
                           burst: configuration.rateBurst ?? Int(configuration.ratePerClient.rounded(.up)))
             : nil
+        feed = ConsoleFeed(catalog: catalog)
         submitter = JobSubmitter(client: client, ledger: store, gauge: gauge, limiter: limiter,
-                                 timeout: configuration.ledgerTimeout, logger: logger)
+                                 timeout: configuration.ledgerTimeout, feed: feed, logger: logger)
         tfServing = TFServingFrontend(catalog: catalog, submitter: submitter, watcher: watcher,
                                       timeout: configuration.predictTimeout, maxExamples: configuration.maxExamples,
                                       logger: logger)
@@ -60,6 +63,9 @@ public final class IngressService: Service {
         let results = try await client.subscribe(Topics.allResults, qos: 1)
         let announcements = try await client.subscribe(ServableAnnouncement.allTopics, qos: 1)
         let stats = try await client.subscribe(Topics.ledgerStats, qos: 0)
+        // For the console's feed: workers taking jobs, and what each worker holds.
+        let events = try await client.subscribe(Topics.allEvents, qos: 0)
+        let heartbeats = try await client.subscribe(Topics.allWorkerHeartbeats, qos: 0)
         // The job API's port also answers TF Serving's /v1/... paths, so one port
         // (and one OpenAPI document) covers every route.
         let tfServingREST = TFServingREST(frontend: tfServing, maxBodyBytes: configuration.maxBodyBytes,
@@ -84,12 +90,34 @@ public final class IngressService: Service {
         }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { await self.watcher.run(results, logger: self.logger) }
+                group.addTask {
+                    for await message in results {
+                        guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)) else { continue }
+                        self.watcher.deliver(result)
+                        self.feed.jobChanged(result)
+                    }
+                }
+                group.addTask {
+                    for await message in events {
+                        // Running events; a worker's hand-back (queued) is not a change the console shows.
+                        guard let event = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)),
+                              event.status == .running else { continue }
+                        self.feed.jobChanged(event)
+                    }
+                }
+                group.addTask {
+                    for await message in heartbeats {
+                        guard let beat = try? JSONCoding.decoder.decode(WorkerHeartbeat.self, from: Data(message.payload)) else { continue }
+                        self.feed.heartbeat(beat)
+                    }
+                }
+                group.addTask { try? await cancelWhenGracefulShutdown { await self.feed.run() } }
                 group.addTask { await self.follow(announcements) }
                 group.addTask {
                     for await message in stats {
                         guard let value = try? JSONCoding.decoder.decode(LedgerStats.self, from: Data(message.payload)) else { continue }
                         self.gauge.update(value, retained: message.retain)
+                        self.feed.ledgerStats(value)
                     }
                 }
                 group.addTask {
@@ -111,11 +139,15 @@ public final class IngressService: Service {
                     await results.cancel()
                     await announcements.cancel()
                     await stats.cancel()
+                    await events.cancel()
+                    await heartbeats.cancel()
                 }
             }
         } onGracefulShutdown: {
             // Long polls answer now with the job's current state instead of holding the stop.
             self.watcher.wakeAll()
+            // Event streams end, so their connections do not hold the stop.
+            self.feed.finishAll()
         }
         await client.disconnect()
     }
@@ -172,8 +204,9 @@ public final class IngressService: Service {
     /// The job API's routes, as `makeRouter` registers them.
     static let routes: [(method: HTTPRequest.Method, path: String)] = [
         (.get, "/health"), (.get, "/metadata"), (.get, "/label"), (.get, "/openapi.yaml"),
-        (.post, "/predict"), (.get, "/predict/test"), (.get, "/job/:id"),
-    ] + ProbeRoutes.paths.map { (.get, $0) }
+        (.post, "/predict"), (.get, "/predict/test"), (.get, "/job/:id"), (.delete, "/job/:id"),
+        (.get, "/jobs"), (.get, "/events"),
+    ] + ProbeRoutes.paths.map { (.get, $0) } + ConsoleAssets.paths.map { (.get, $0) }
 
     /// `GET /health/ready`: connected to the broker, and the result store's
     /// ledger stats are fresh (the store runs and reaches the broker).
@@ -221,7 +254,91 @@ public final class IngressService: Service {
             }
             return try await self.job(id, wait: wait ?? 0)
         }
+        router.delete("/job/:id") { _, context in
+            try await self.delete(context.parameters.get("id") ?? "")
+        }
+        router.get("/jobs") { request, _ in
+            try await self.list(request)
+        }
+        router.get("/events") { _, _ in self.events() }
+        for path in ConsoleAssets.paths {
+            router.get(RouterPath(path)) { _, _ in ConsoleAssets.response(path) }
+        }
         return router
+    }
+
+    /// `GET /jobs`: the store's jobs, newest first, a page at a time.
+    private func list(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var status: JobStatus?
+        if let text = query.get("status"), !text.isEmpty {
+            guard let value = JobStatus(rawValue: text) else {
+                let known = JobStatus.allCases.map(\.rawValue).joined(separator: ", ")
+                throw APIError(.badRequest, "status must be one of \(known)")
+            }
+            status = value
+        }
+        var model: String?
+        if let text = query.get("model"), !text.isEmpty {
+            guard Topics.isValidModelName(text) else { throw APIError(.badRequest, Topics.modelNameRule) }
+            model = text
+        }
+        var limit = 20
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...StoreQuery.maxListLimit).contains(value) else {
+                throw APIError(.badRequest, "limit must be an integer from 1 to \(StoreQuery.maxListLimit)")
+            }
+            limit = value
+        }
+        let before = query.get("before").flatMap { $0.isEmpty ? nil : $0 }
+        if let before, JobPage.Cursor(before) == nil {
+            throw APIError(.badRequest, "before must be the next cursor of a previous page, or milliseconds since 1970")
+        }
+        let page: JobPage
+        do {
+            page = try await store.jobs(status: status, model: model, limit: limit, before: before,
+                                        timeout: configuration.storeTimeout)
+        } catch {
+            throw storeUnavailable(error, about: "the job list")
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: page.jsonPayload())))
+    }
+
+    /// `DELETE /job/{id}`: cancels a job that has not ended, deletes the data
+    /// of one that has.
+    private func delete(_ id: String) async throws -> Response {
+        guard JobID.isValid(id) else { throw APIError(.notFound, "no job \(id)") }
+        let deletion: JobDeletion?
+        do {
+            deletion = try await store.delete(id, timeout: configuration.storeTimeout)
+        } catch {
+            throw storeUnavailable(error, about: "job \(id)")
+        }
+        guard let deletion else { throw APIError(.notFound, "no job \(id)") }
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: deletion.jsonPayload())))
+    }
+
+    /// `GET /events`: the console's live feed, as Server-Sent Events.
+    private func events() -> Response {
+        let (_, stream) = feed.subscribe()
+        return Response(status: .ok,
+                        headers: [.contentType: "text/event-stream", .cacheControl: "no-cache",
+                                  // Tells proxies such as nginx not to buffer the stream.
+                                  .init("X-Accel-Buffering")!: "no"],
+                        body: ResponseBody { writer in
+                            for await message in stream { try await writer.write(message) }
+                            try await writer.finish(nil)
+                        })
+    }
+
+    /// The 503 for a store that did not answer.
+    private func storeUnavailable(_ error: any Error, about subject: String) -> APIError {
+        logger.error("result store did not answer for \(subject): \(error)")
+        var unavailable = APIError(.serviceUnavailable, "the result store is unavailable; try again")
+        unavailable.headers[.retryAfter] = "1"
+        return unavailable
     }
 
     private func predict(_ request: Request, client: String?) async throws -> Response {
@@ -307,10 +424,7 @@ public final class IngressService: Service {
         do {
             return try await store.job(id, timeout: configuration.storeTimeout)
         } catch {
-            logger.error("result store did not answer for job \(id): \(error)")
-            var unavailable = APIError(.serviceUnavailable, "the result store is unavailable; try again")
-            unavailable.headers[.retryAfter] = "1"
-            throw unavailable
+            throw storeUnavailable(error, about: "job \(id)")
         }
     }
 

@@ -48,11 +48,14 @@ final class JobSubmitter: Sendable {
     private let limiter: RateLimiter?
     private let timeout: Duration
     private let logger: Logger
+    /// Told of every accepted job (the console's `queued` events).
+    private let feed: ConsoleFeed?
 
     /// `ledger` must be started; receipts arrive on its reply topic. With a
     /// `limiter`, each client (IP address) is held to its rate of jobs.
     init(client: MQTTClient, ledger: JobQueryClient, gauge: LedgerGauge, limiter: RateLimiter?,
-         timeout: Duration, logger: Logger) {
+         timeout: Duration, feed: ConsoleFeed? = nil, logger: Logger) {
+        self.feed = feed
         self.client = client
         self.ledger = ledger
         self.gauge = gauge
@@ -93,6 +96,8 @@ final class JobSubmitter: Sendable {
         for request in requests {
             Counter(label: "conveyor_jobs_submitted_total",
                     dimensions: [("model", request.model), ("frontend", origin.frontend.rawValue)]).increment()
+            feed?.jobChanged(JobResult(jobID: request.jobID, model: request.model, version: request.version, status: .queued,
+                                       timings: JobTimings(queuedAt: request.submittedAt)))
         }
     }
 

@@ -1,7 +1,5 @@
 import Foundation
 import Jobs
-import Logging
-import MQTT
 
 /// Wakes long-polling requests when their job's result is published: one
 /// subscription to every result topic, and a mailbox per waiting request.
@@ -50,15 +48,6 @@ final class ResultWatcher: @unchecked Sendable {
             return wake
         }
         for continuation in waiting { continuation.resume(returning: nil) }
-    }
-
-    /// Delivers results from the subscription until it ends.
-    func run(_ subscription: MQTTSubscription, logger: Logger) async {
-        for await message in subscription {
-            guard let result = try? JSONCoding.decoder.decode(JobResult.self, from: Data(message.payload)) else { continue }
-            deliver(result)
-        }
-        logger.debug("result subscription ended")
     }
 
     /// Hands a terminal result to the long polls registered for its job, and

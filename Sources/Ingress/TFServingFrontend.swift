@@ -192,6 +192,7 @@ public final class TFServingFrontend: Sendable {
             guard result.status == .succeeded else {
                 let reason = result.error ?? "no reason given"
                 let code: TFServingError.Code = result.status == .expired ? .deadlineExceeded
+                    : result.status == .cancelled ? .cancelled
                     : reason.hasPrefix("bad ") ? .invalidArgument : .internal
                 throw TFServingError(code, "Example \(results.count) (job \(request.jobID)) \(result.status.rawValue): \(reason)")
             }

@@ -176,6 +176,7 @@ enum RPCFailure {
             return try await body()
         } catch let error as TFServingError {
             let code: RPCError.Code = switch error.code {
+            case .cancelled: .cancelled
             case .invalidArgument: .invalidArgument
             case .deadlineExceeded: .deadlineExceeded
             case .notFound: .notFound

@@ -34,6 +34,15 @@ enum Paths {
     static let manifest = shared.appendingPathComponent("models/inception_v3/ref/manifest.json")
     static let sampleImage = images.appendingPathComponent("cat.jpg").path
 
+    /// Where tests leave what a person may want to look at after the run (screenshots):
+    /// env `CONVEYOR_TEST_OUTPUT`, else `<repo>/.build/test-output`. Kept after the run.
+    static let testOutput: URL = {
+        if let path = ProcessInfo.processInfo.environment["CONVEYOR_TEST_OUTPUT"], !path.isEmpty {
+            return URL(fileURLWithPath: path, isDirectory: true)
+        }
+        return repo.appendingPathComponent(".build/test-output", isDirectory: true)
+    }()
+
     /// Why the tests cannot run here, or nil when the binary and the data are all present.
     static func missingPrerequisite() -> String? {
         let fm = FileManager.default

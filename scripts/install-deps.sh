@@ -20,6 +20,7 @@ packages=(
   libjpeg-turbo-progs  # tests make grayscale/CMYK JPEGs with cjpeg and jpegtran
   python3 python3-venv # venvs for schemathesis (OpenAPI test) and TF Serving's Python client
   openssl              # scripts/make-credentials.sh (passwords, API keys, TLS test certificates)
+  chromium chromium-driver  # the web console's browser test (headless, driven by Selenium)
 )
 
 missing=()

@@ -53,9 +53,9 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 LUA
-# N clients on /events until SIGTERM; then prints "connected bytes jobs_events summaries".
+# N clients on /events until SIGTERM; then prints "connected bytes jobs_events summaries cpu_seconds".
 cat > "$work/clients.py" <<'PY'
-import asyncio, signal, sys
+import asyncio, resource, signal, sys
 port, count = int(sys.argv[1]), int(sys.argv[2])
 totals = {"connected": 0, "bytes": 0, "jobs": 0, "summary": 0}
 async def client():
@@ -81,7 +81,9 @@ async def main():
         await asyncio.sleep(0.001)
     print("ready", flush=True)
     await stop.wait()
-    print(totals["connected"], totals["bytes"], totals["jobs"], totals["summary"], flush=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(totals["connected"], totals["bytes"], totals["jobs"], totals["summary"],
+          round(usage.ru_utime + usage.ru_stime, 2), flush=True)
 asyncio.run(main())
 PY
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -95,11 +97,15 @@ sleep 0.3
 pids+=($!)
 "$bin" ingress --broker "mqtt://127.0.0.1:$mqtt" --model-name inception_v3 --host 127.0.0.1 --port "$http" \
   --rest-port 0 --grpc-port 0 --max-queued 0 --log-level warning > "$work/ingress.log" 2>&1 &
-pids+=($!)
+pids+=($!); ingress=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/health" >/dev/null && break; sleep 0.1; done
 sleep 1.5   # the store's first ledger stats
 
-# One run with $1 clients: prints "clients accepted_per_s non_202 connected MB_received jobs_events summaries".
+# CPU seconds the ingress has used so far (user + system).
+cpu_seconds() { python3 -c 'import os,sys; f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split(); print((int(f[11])+int(f[12]))/os.sysconf("SC_CLK_TCK"))' "$ingress"; }
+
+# One run with $1 clients: prints "clients accepted_per_s non_202 connected MB_received
+# jobs_events summaries ingress_cpu_ms_per_accepted clients_cpu_s".
 run_once() {
   local n="$1" holder="" out="$work/clients-$RANDOM.txt"
   if [ "$n" -gt 0 ]; then
@@ -108,24 +114,29 @@ run_once() {
     for _ in $(seq 200); do grep -q ready "$out" 2>/dev/null && break; sleep 0.1; done
     sleep 1
   fi
-  local thr
+  local thr before after
+  before="$(cpu_seconds)"
   thr="$(BODY="$body" wrk -t2 -c"$connections" -d"${seconds}s" -s "$work/post.lua" "http://127.0.0.1:$http/predict" 2>&1)"
-  local seen="0 0 0 0"
+  after="$(cpu_seconds)"
+  local seen="0 0 0 0 0"
   if [ -n "$holder" ]; then
     kill -TERM "$holder"; wait "$holder" 2>/dev/null || true
     seen="$(tail -1 "$out")"
   fi
-  python3 - "$n" "$thr" "$seconds" "$seen" <<'PY'
+  python3 - "$n" "$thr" "$seconds" "$seen" "$before" "$after" <<'PY'
 import re, sys
 n, thr, seconds, seen = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4].split()
+cpu = float(sys.argv[6]) - float(sys.argv[5])
 total = int(re.search(r"(\d+) requests in", thr).group(1))
 non2xx = int(re.search(r"Non-2xx or 3xx responses: (\d+)", thr).group(1)) if "Non-2xx" in thr else 0
-connected, received, jobs, summaries = (int(x) for x in seen)
-print(n, round((total - non2xx) / seconds, 1), non2xx, connected, round(received / 1e6, 1), jobs, summaries)
+connected, received, jobs, summaries = (int(x) for x in seen[:4])
+accepted = total - non2xx
+print(n, round(accepted / seconds, 1), non2xx, connected, round(received / 1e6, 1), jobs, summaries,
+      round(cpu * 1000 / max(1, accepted), 3), seen[4])
 PY
 }
 
-echo "clients accepted/s non-202 connected MB_received jobs_events summaries"
+echo "clients accepted/s non-202 connected MB_received jobs_events summaries ingress_cpu_ms/accepted clients_cpu_s"
 results="$work/results.txt"
 for round in $(seq "$rounds"); do
   order="$clients"
@@ -140,10 +151,11 @@ import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     parts = line.split()
-    runs.setdefault(int(parts[0]), []).append(float(parts[1]))
-base = statistics.median(runs.get(0, [float("nan")]))
-print("\nclients  median accepted/s  ratio to 0 clients")
+    runs.setdefault(int(parts[0]), []).append((float(parts[1]), float(parts[7])))
+base = statistics.median(r[0] for r in runs.get(0, [(float("nan"), 0)]))
+print("\nclients  median accepted/s  ratio to 0 clients  ingress CPU ms per accepted job")
 for n in sorted(runs):
-    median = statistics.median(runs[n])
-    print(f"{n:7d}  {median:17.1f}  {median / base:.3f}")
+    median = statistics.median(r[0] for r in runs[n])
+    cpu = statistics.median(r[1] for r in runs[n])
+    print(f"{n:7d}  {median:17.1f}  {median / base:18.3f}  {cpu:.3f}")
 PY

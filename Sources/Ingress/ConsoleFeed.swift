@@ -21,7 +21,7 @@ public final class ConsoleFeed: Sendable {
     public typealias Stream = AsyncStream<ByteBuffer>
 
     /// How often job changes go out.
-    public static let flushInterval: Duration = .milliseconds(250)
+    public static let flushInterval: Duration = .milliseconds(500)
     /// The most job changes one `jobs` event carries.
     public static let maxJobsPerEvent = 200
     /// Jobs/s is counted over this window (seconds).
@@ -40,7 +40,6 @@ public final class ConsoleFeed: Sendable {
         /// Changed jobs since the last flush, in order of first change.
         var changed: [String] = []
         var latest: [String: JobResult] = [:]
-        var dropped = 0
         /// Terminal results seen, oldest first, within ``latencyWindow``.
         var finished: [Finished] = []
         var ledger: LedgerStats?
@@ -170,16 +169,15 @@ public final class ConsoleFeed: Sendable {
         let now = Clock.nowMillis()
         let models = summary ? modelsOnline() : []
         let workersAnnounced = summary ? catalog.workers : []
-        let (messages, clients): ([ByteBuffer], [Stream.Continuation]) = state.withLock { s in
-            var messages: [ByteBuffer] = []
-            if !s.changed.isEmpty || s.dropped > 0 {
-                let sent = s.changed.prefix(Self.maxJobsPerEvent)
+        let (message, clients): (ByteBuffer?, [Stream.Continuation]) = state.withLock { s in
+            var messages: ByteBuffer?
+            if !s.changed.isEmpty {
+                // The newest changes go; the oldest beyond the limit are only counted.
+                let sent = s.changed.suffix(Self.maxJobsPerEvent)
                 let jobs = sent.compactMap { s.latest[$0] }
-                let dropped = s.dropped + max(0, s.changed.count - sent.count)
-                messages.append(Self.event("jobs", JobsEvent(jobs: jobs, dropped: dropped)))
+                messages = Self.event("jobs", JobsEvent(jobs: jobs, dropped: s.changed.count - sent.count))
                 s.changed = []
                 s.latest = [:]
-                s.dropped = 0
             }
             if summary {
                 let cutoff = now - Self.latencyWindow * 1000
@@ -191,14 +189,17 @@ public final class ConsoleFeed: Sendable {
                 s.heartbeats = s.heartbeats.filter { now - $0.value.seen < Self.workerTimeout }
                 let message = Self.event("summary", makeSummary(s, now: now, models: models, announced: workersAnnounced))
                 s.lastSummary = message
-                messages.append(message)
+                // One write per client per flush: the summary rides with the job changes.
+                if messages == nil {
+                    messages = message
+                } else {
+                    messages!.writeImmutableBuffer(message)
+                }
             }
             return (messages, Array(s.clients.values))
         }
-        guard !messages.isEmpty else { return }
-        for continuation in clients {
-            for message in messages { continuation.yield(message) }
-        }
+        guard let message else { return }
+        for continuation in clients { continuation.yield(message) }
     }
 
     private func makeSummary(_ s: State, now: Int64, models: [Summary.Model],

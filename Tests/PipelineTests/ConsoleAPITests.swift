@@ -99,6 +99,7 @@ final class ConsoleAPITests: OwnPipelineTestCase {
         XCTAssertEqual(states(done).filter { $0 == "succeeded" }.count, 1, "\(states(done))")
         let summary = try await events.first(timeout: 10) { event in
             event.name == "summary" && ((event.json?["workers"] as? [[String: Any]])?.isEmpty == false)
+                && (event.json?["latency_ms"] as? [String: Any])?["p50"] is Double
         }
         let body = try XCTUnwrap(summary?.json, "no summary with a worker")
         XCTAssertEqual((body["workers"] as? [[String: Any]])?.first?["worker"] as? String, "worker-console")

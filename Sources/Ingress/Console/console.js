@@ -46,6 +46,7 @@
     next: null,
     points: [],             // {at, rate, queued}, one per summary
     previewURL: null,
+    droppedReloadAt: 0,     // when the table was last re-read because the feed left changes out
   };
 
   // ---- API ----------------------------------------------------------------
@@ -672,7 +673,12 @@
       renderSummary(payload);
     } else if (type === "jobs") {
       for (const job of payload.jobs || []) applyJobUpdate(job);
-      if (payload.dropped > 0) loadJobs();
+      // Under load the feed leaves changes out; re-read the table, but at most every 10 s,
+      // so a thousand open pages do not turn a busy minute into a flood of store queries.
+      if (payload.dropped > 0 && Date.now() - state.droppedReloadAt > 10000) {
+        state.droppedReloadAt = Date.now();
+        loadJobs();
+      }
     }
   }
 

@@ -38,7 +38,7 @@ final class JobAPIRouterTests: XCTestCase {
             }
             try await client.execute(uri: "/job/abc", method: .put) { response in
                 XCTAssertEqual(response.status, .methodNotAllowed)
-                XCTAssertEqual(response.headers[.allow], "GET")
+                XCTAssertEqual(response.headers[.allow], "GET, DELETE")
             }
         }
     }

@@ -78,7 +78,7 @@ final class FrontDoorTests: FaultTestCase {
         try await pipeline.start(ingresses: [.init(name: "ingress")])
         let http = try pipeline.http
         for (method, path, status, allow) in [("GET", "/nope", 404, nil), ("GET", "/predict/test/x", 404, nil),
-                                             ("DELETE", "/predict", 405, "POST"), ("PUT", "/job/abc", 405, "GET"),
+                                             ("DELETE", "/predict", 405, "POST"), ("PUT", "/job/abc", 405, "GET, DELETE"),
                                              ("POST", "/health", 405, "GET"), ("GET", "/job/not%20valid", 404, nil)] as [(String, String, Int, String?)] {
             let reply = try await http.send(method: method, path: path, body: method == "GET" ? nil : Data("{}".utf8),
                                             contentType: method == "GET" ? nil : "application/json", timeout: 30)

@@ -78,10 +78,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // How other services talk to the result store over MQTT: the query client, its
+        // queries and answers. Light on purpose: no database in a front end.
+        .target(
+            name: "StoreClient",
+            dependencies: ["MQTT", "Jobs", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "ResultStore",
             dependencies: [
-                "MQTT", "Jobs", "Observability",
+                "MQTT", "Jobs", "Observability", "StoreClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,7 +98,7 @@ let package = Package(
         .target(
             name: "Ingress",
             dependencies: [
-                "Inception", "MQTT", "Jobs", "ResultStore", "TFServing", "TFServingAPI", "TFServingGRPC", "Observability",
+                "Inception", "MQTT", "Jobs", "StoreClient", "TFServing", "TFServingAPI", "TFServingGRPC", "Observability",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -168,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "IngressTests",
             dependencies: [
-                "Ingress", "Jobs", "MQTT",
+                "Ingress", "Jobs", "MQTT", "TFServing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
@@ -197,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "ResultStoreTests",
             dependencies: [
-                "ResultStore", "Jobs", "MQTT", "TestBroker",
+                "ResultStore", "StoreClient", "Jobs", "MQTT", "TestBroker",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -5,7 +5,7 @@ import Jobs
 import Logging
 import MQTT
 import Observability
-import ResultStore
+import StoreClient
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import ServiceLifecycle

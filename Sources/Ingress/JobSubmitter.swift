@@ -3,7 +3,7 @@ import Logging
 import Metrics
 import MQTT
 import Observability
-import ResultStore
+import StoreClient
 import Tracing
 
 /// Accepts jobs for every front end (the job API, TF Serving REST and gRPC):

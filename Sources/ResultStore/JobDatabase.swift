@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Jobs
+import StoreClient
 import MQTT
 
 /// The result store's SQLite database: one `jobs` row per job, in a

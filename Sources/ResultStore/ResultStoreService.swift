@@ -1,5 +1,6 @@
 import Foundation
 import Jobs
+import StoreClient
 import Logging
 import MQTT
 import Observability

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Jobs
 import MQTT
+import StoreClient
 import XCTest
 
 @testable import ResultStore

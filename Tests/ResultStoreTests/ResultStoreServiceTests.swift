@@ -3,6 +3,7 @@ import Jobs
 import Logging
 import MQTT
 import TestBroker
+import StoreClient
 import XCTest
 
 @testable import ResultStore

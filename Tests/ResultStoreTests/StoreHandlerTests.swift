@@ -1,6 +1,7 @@
 import Foundation
 import Jobs
 import MQTT
+@testable import StoreClient
 import XCTest
 
 @testable import ResultStore

@@ -171,6 +171,7 @@ let package = Package(
         ),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "MQTT"]),
         .testTarget(name: "TFServingTests", dependencies: ["TFServing", "Jobs"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Jobs"]),
         .testTarget(
             name: "IngressTests",
             dependencies: [

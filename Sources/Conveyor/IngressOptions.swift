@@ -32,6 +32,9 @@ struct IngressOptions: ParsableArguments {
     @Option(help: "Longest ?wait= of GET /job, in seconds (env CONVEYOR_MAX_WAIT_SECONDS; default 60).")
     var maxWaitSeconds: Double?
 
+    @Option(help: "Most clients on GET /events (the web console's live feed) at once; over it, 503 (env CONVEYOR_MAX_EVENT_CLIENTS; default 2000).")
+    var maxEventClients: Int?
+
     @Option(help: "The ingress refuses new jobs (503) while the ledger has this many queued; 0: no limit (env CONVEYOR_MAX_QUEUED; default 10000).")
     var maxQueued: Int?
 
@@ -86,6 +89,8 @@ struct IngressOptions: ParsableArguments {
         }
         config.maxWaitSeconds = try Setting.double(maxWaitSeconds, "max-wait-seconds", env: "CONVEYOR_MAX_WAIT_SECONDS")
             ?? config.maxWaitSeconds
+        config.maxEventClients = try Setting.int(maxEventClients, "max-event-clients", env: "CONVEYOR_MAX_EVENT_CLIENTS",
+                                                 in: 0...Int.max) ?? config.maxEventClients
         config.apiKeys = try apiKeys()
         config.maxQueued = try Setting.int(maxQueued, "max-queued", env: "CONVEYOR_MAX_QUEUED", in: 0...Int.max) ?? config.maxQueued
         if let seconds = try Setting.double(ledgerTimeoutSeconds, "ledger-timeout-seconds", env: "CONVEYOR_LEDGER_TIMEOUT_SECONDS",

@@ -1,6 +1,6 @@
 import Foundation
 import Jobs
-import NIOCore
+import Hummingbird
 import Synchronization
 import TFServing
 
@@ -59,9 +59,12 @@ public final class ConsoleFeed: Sendable {
 
     private let state = Mutex(State())
     private let catalog: ModelCatalog
+    /// Most clients at once.
+    public let maxClients: Int
 
-    public init(catalog: ModelCatalog) {
+    public init(catalog: ModelCatalog, maxClients: Int = 2_000) {
         self.catalog = catalog
+        self.maxClients = maxClients
     }
 
     // MARK: - Inputs
@@ -110,11 +113,17 @@ public final class ConsoleFeed: Sendable {
 
     // MARK: - Clients
 
-    /// A new client's stream; it starts with the latest summary.
-    public func subscribe() -> (id: UInt64, stream: Stream) {
+    /// A new client's stream, which starts with the latest summary; `nil`
+    /// when ``maxClients`` are connected already.
+    public func subscribe() -> (id: UInt64, stream: Stream)? {
         let (stream, continuation) = Stream.makeStream(bufferingPolicy: .bufferingNewest(8))
+        var full = false
         let id: UInt64? = state.withLock { s in
             guard !s.finishedAll else { return nil }
+            guard s.clients.count < maxClients else {
+                full = true
+                return nil
+            }
             let id = s.nextClient
             s.nextClient += 1
             s.clients[id] = continuation
@@ -125,7 +134,7 @@ public final class ConsoleFeed: Sendable {
         }
         guard let id else {
             continuation.finish()
-            return (UInt64.max, stream)
+            return full ? nil : (UInt64.max, stream)
         }
         continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
         return (id, stream)

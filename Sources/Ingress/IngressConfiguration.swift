@@ -29,6 +29,9 @@ public struct IngressConfiguration: Sendable {
     public var predictTimeout: Duration = .seconds(30)
     /// Most examples in one TF Serving request.
     public var maxExamples = 64
+    /// Most clients connected to `GET /events` at once; over it, 503 with
+    /// `Retry-After` (each holds a connection). Default 2,000.
+    public var maxEventClients = 2_000
 
     /// API keys accepted as `Authorization: Bearer <key>` on every route but `/health`;
     /// empty (the default) leaves the API open.

@@ -46,7 +46,7 @@ public final class IngressService: Service {
             ? RateLimiter(rate: configuration.ratePerClient,
                           burst: configuration.rateBurst ?? Int(configuration.ratePerClient.rounded(.up)))
             : nil
-        feed = ConsoleFeed(catalog: catalog)
+        feed = ConsoleFeed(catalog: catalog, maxClients: configuration.maxEventClients)
         submitter = JobSubmitter(client: client, ledger: store, gauge: gauge, limiter: limiter,
                                  timeout: configuration.ledgerTimeout, feed: feed, logger: logger)
         tfServing = TFServingFrontend(catalog: catalog, submitter: submitter, watcher: watcher,
@@ -260,7 +260,7 @@ public final class IngressService: Service {
         router.get("/jobs") { request, _ in
             try await self.list(request)
         }
-        router.get("/events") { _, _ in self.events() }
+        router.get("/events") { _, _ in try self.events() }
         for path in ConsoleAssets.paths {
             router.get(RouterPath(path)) { _, _ in ConsoleAssets.response(path) }
         }
@@ -321,8 +321,12 @@ public final class IngressService: Service {
     }
 
     /// `GET /events`: the console's live feed, as Server-Sent Events.
-    private func events() -> Response {
-        let (_, stream) = feed.subscribe()
+    private func events() throws -> Response {
+        guard let (_, stream) = feed.subscribe() else {
+            var busy = APIError(.serviceUnavailable, "\(feed.maxClients) clients are connected to /events already; try again later")
+            busy.headers[.retryAfter] = "10"
+            throw busy
+        }
         return Response(status: .ok,
                         headers: [.contentType: "text/event-stream", .cacheControl: "no-cache",
                                   // Tells proxies such as nginx not to buffer the stream.

@@ -1,7 +1,7 @@
 @testable import Ingress
 import Foundation
 import Jobs
-import NIOCore
+import Hummingbird
 import TFServing
 import XCTest
 
@@ -51,7 +51,7 @@ final class ConsoleFeedTests: XCTestCase {
 
     func testAFlushSendsEachJobsLatestStateOnce() async throws {
         let feed = ConsoleFeed(catalog: ModelCatalog())
-        let (_, stream) = feed.subscribe()
+        let stream = try XCTUnwrap(feed.subscribe()).stream
         var iterator = stream.makeAsyncIterator()
         let hello = try await take(&iterator)
         XCTAssertEqual(String(buffer: hello), "retry: 2000\n\n")
@@ -80,7 +80,7 @@ final class ConsoleFeedTests: XCTestCase {
 
     func testTooManyChangesSendTheNewestAndCountTheRest() async throws {
         let feed = ConsoleFeed(catalog: ModelCatalog())
-        let (_, stream) = feed.subscribe()
+        let stream = try XCTUnwrap(feed.subscribe()).stream
         var iterator = stream.makeAsyncIterator()
         _ = await next(&iterator)
         let count = ConsoleFeed.maxJobsPerEvent + 25
@@ -106,7 +106,7 @@ final class ConsoleFeedTests: XCTestCase {
             feed.jobChanged(result("done\(i)", .succeeded, queuedAt: 1_000, finishedAt: 1_000 + Int64(latency)))
         }
         feed.jobChanged(result("gone", .cancelled, queuedAt: 1_000, finishedAt: 9_000))  // not a latency
-        let (_, stream) = feed.subscribe()
+        let stream = try XCTUnwrap(feed.subscribe()).stream
         var iterator = stream.makeAsyncIterator()
         _ = await next(&iterator)
         feed.flush(summary: true)
@@ -127,7 +127,7 @@ final class ConsoleFeedTests: XCTestCase {
         XCTAssertEqual((models.first?["versions"] as? [[String: Any]])?.first?["state"] as? String, "AVAILABLE")
 
         // A client that connects later starts with the latest summary.
-        let (_, late) = feed.subscribe()
+        let late = try XCTUnwrap(feed.subscribe()).stream
         var lateIterator = late.makeAsyncIterator()
         _ = await next(&lateIterator)
         let replay = messages(try await take(&lateIterator))
@@ -136,7 +136,7 @@ final class ConsoleFeedTests: XCTestCase {
 
     func testNoJobEndedMeansNullLatency() async throws {
         let feed = ConsoleFeed(catalog: ModelCatalog())
-        let (_, stream) = feed.subscribe()
+        let stream = try XCTUnwrap(feed.subscribe()).stream
         var iterator = stream.makeAsyncIterator()
         _ = await next(&iterator)
         feed.flush(summary: true)
@@ -144,16 +144,29 @@ final class ConsoleFeedTests: XCTestCase {
         XCTAssertTrue(String(buffer: buffer).contains(#""latency_ms":{"p50":null,"p99":null}"#), String(buffer: buffer))
     }
 
-    func testFinishAllEndsStreamsAndRefusesNewClients() async {
+    func testClientsBeyondTheLimitAreRefused() throws {
+        let feed = ConsoleFeed(catalog: ModelCatalog(), maxClients: 2)
+        let first = try XCTUnwrap(feed.subscribe())
+        let second = try XCTUnwrap(feed.subscribe())
+        withExtendedLifetime((first.stream, second.stream)) {
+            XCTAssertNil(feed.subscribe())
+            feed.unsubscribe(first.id)
+            let third = feed.subscribe()
+            XCTAssertNotNil(third, "room again once a client went")
+            withExtendedLifetime(third) {}
+        }
+    }
+
+    func testFinishAllEndsStreamsAndRefusesNewClients() async throws {
         let feed = ConsoleFeed(catalog: ModelCatalog())
-        let (_, stream) = feed.subscribe()
+        let stream = try XCTUnwrap(feed.subscribe()).stream
         XCTAssertEqual(feed.clientCount, 1)
         feed.finishAll()
         var iterator = stream.makeAsyncIterator()
         _ = await next(&iterator)  // the retry line, sent before the end
         let end = await next(&iterator)
         XCTAssertNil(end)
-        let (_, after) = feed.subscribe()
+        let after = try XCTUnwrap(feed.subscribe()).stream
         var afterIterator = after.makeAsyncIterator()
         let none = await next(&afterIterator)
         XCTAssertNil(none)
@@ -162,7 +175,7 @@ final class ConsoleFeedTests: XCTestCase {
 
     func testAClientThatGoesIsForgotten() async throws {
         let feed = ConsoleFeed(catalog: ModelCatalog())
-        var (_, stream): (UInt64, ConsoleFeed.Stream?) = feed.subscribe()
+        var stream: ConsoleFeed.Stream? = try XCTUnwrap(feed.subscribe()).stream
         XCTAssertEqual(feed.clientCount, 1)
         stream = nil  // the connection's task ended and dropped its stream
         _ = stream

@@ -114,12 +114,14 @@ final class ConsoleAPITests: OwnPipelineTestCase {
     }
 
     /// With API keys, the API and the event stream need the key; the page itself does not.
+    /// Clients of the event stream are limited (`--max-event-clients`).
     func testConsoleWithAPIKeys() async throws {
         let pipeline = try Pipeline(name: "console-keys")
         self.pipeline = pipeline
         let keys = pipeline.directory.appendingPathComponent("keys.txt")
         try "secret-key-1\n".write(to: keys, atomically: true, encoding: .utf8)
-        try await pipeline.start(ingresses: [.init(name: "ingress", extraArguments: ["--api-keys-file", keys.path])])
+        try await pipeline.start(ingresses: [.init(name: "ingress", extraArguments: ["--api-keys-file", keys.path,
+                                                                              "--max-event-clients", "1"])])
         let http = try pipeline.http
         for path in ["/", "/console/console.js", "/console/console.css"] {
             let reply = try await http.get(path)
@@ -143,5 +145,12 @@ final class ConsoleAPITests: OwnPipelineTestCase {
         let summary = try await stream.first(timeout: 10) { $0.name == "summary" }
         XCTAssertNotNil(summary, stream.head)
         XCTAssertTrue(refused.head.hasPrefix("HTTP/1.1 401"), refused.head)
+        // One client is the limit here: the next one is told to come back later.
+        let extra = try EventStreamReader(port: try pipeline.ingress.port, headers: ["Authorization": "Bearer secret-key-1"])
+        defer { extra.stop() }
+        let deadline = Date().addingTimeInterval(10)
+        while extra.head.isEmpty && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        XCTAssertTrue(extra.head.hasPrefix("HTTP/1.1 503"), extra.head)
+        XCTAssertTrue(extra.head.lowercased().contains("retry-after: 10"), extra.head)
     }
 }

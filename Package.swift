@@ -74,6 +74,7 @@ let package = Package(
                 "Inception", "MQTT", "Jobs", "ModelRepository", "TFServing", "Observability",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -148,9 +149,10 @@ let package = Package(
             name: "Conveyor",
             dependencies: [
                 "Inception", "MQTT", "Jobs", "Worker", "ResultStore", "Ingress", "Spawn", "ModelRepository",
-                "TFServingAPI", "TFServingGRPC", "Observability",
+                "TFServing", "TFServingAPI", "TFServingGRPC", "Observability",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

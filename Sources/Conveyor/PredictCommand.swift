@@ -187,7 +187,7 @@ struct PredictCommand: AsyncParsableCommand {
         try await client.connect()
         defer { Task { await client.disconnect() } }
         if metadata {
-            let announcements = try await client.subscribe(ServableAnnouncement.allTopics, qos: 1)
+            let announcements = try await client.subscribe(Topics.allServables, qos: 1)
             var found = false
             for await message in announcements where !message.payload.isEmpty {
                 print(String(decoding: message.payload, as: UTF8.self))

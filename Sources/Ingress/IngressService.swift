@@ -61,7 +61,7 @@ public final class IngressService: Service {
         try await client.connect()
         try await store.start()
         let results = try await client.subscribe(Topics.allResults, qos: 1)
-        let announcements = try await client.subscribe(ServableAnnouncement.allTopics, qos: 1)
+        let announcements = try await client.subscribe(Topics.allServables, qos: 1)
         let stats = try await client.subscribe(Topics.ledgerStats, qos: 0)
         // For the console's feed: workers taking jobs, and what each worker holds.
         let events = try await client.subscribe(Topics.allEvents, qos: 0)

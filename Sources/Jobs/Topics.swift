@@ -27,6 +27,12 @@ public enum Topics {
     public static func event(job id: String) -> String { "\(root)/events/\(id)" }
     public static let allEvents = "\(root)/events/+"
 
+    /// Where a worker announces, retained, what it serves (a TF Serving
+    /// `ServableAnnouncement`; emptied when it stops).
+    public static func servables(worker id: String) -> String { "\(root)/servables/\(id)" }
+    /// Every worker's announcement (what ingresses subscribe to).
+    public static let allServables = "\(root)/servables/+"
+
     /// Where the result store announces each job it cancelled (a
     /// ``JobCancellation``, QoS 1): workers drop it from what they hold and
     /// discard its result if they already started it.

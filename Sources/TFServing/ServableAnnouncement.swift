@@ -128,8 +128,4 @@ public struct ServableAnnouncement: Sendable, Codable, Equatable {
         self.models = models
     }
 
-    /// The retained topic a worker announces on.
-    public static func topic(worker: String) -> String { "conveyor/v1/servables/\(worker)" }
-    /// What an ingress subscribes to.
-    public static let allTopics = "conveyor/v1/servables/+"
 }

@@ -184,7 +184,7 @@ public final class WorkerService: Service {
         pool.shutdown()
         journal?.remove()
         // No longer serving anything: ingresses drop this worker from their catalog.
-        try? await client.publish(ServableAnnouncement.topic(worker: workerID), payload: [], qos: 1, retain: true)
+        try? await client.publish(Topics.servables(worker: workerID), payload: [], qos: 1, retain: true)
         await client.disconnect()
         logger.info("worker \(workerID) stopped")
     }
@@ -247,7 +247,7 @@ public final class WorkerService: Service {
         let payload = (try? JSONCoding.encoder.encode(announcement)).map { [UInt8]($0) } ?? []
         var props = MQTTProperties()
         props.contentType = "application/json"
-        try await client.publish(ServableAnnouncement.topic(worker: workerID), payload: payload, qos: 1, retain: true,
+        try await client.publish(Topics.servables(worker: workerID), payload: payload, qos: 1, retain: true,
                                  properties: props)
     }
 

@@ -5,7 +5,8 @@ For each worker count it starts `conveyor up` (private mosquitto, result store,
 N workers, ingress) on free ports, then:
   1. latency: submits jobs one at a time (POST /predict, then GET /job/{id}?wait=30)
      and reports p50/p99 of submit -> result stored, next to the engine's own
-     time for the same job (the worker's inference_ms: decode + resize + model);
+     time for the same job (the worker's inference_ms: decode + resize + model),
+     and where the time goes, hop by hop, from the result's timings;
   2. throughput: submits --jobs jobs from --clients threads as fast as the ingress
      takes them and reports jobs/s until the last one is stored.
 With --batching it instead compares saturated throughput of one worker with two
@@ -164,6 +165,25 @@ def run_unequal(args):
     return results
 
 
+# The hops of one job, from the result's timings (ms since 1970, this machine's clock):
+# (name, from, to); "sent" and "answered" are the client's own times.
+HOPS = [
+    ("submit → accepted", "sent", "queued_at"),
+    ("accepted → worker received", "queued_at", "received_at"),
+    ("received → decoded", "received_at", "decoded_at"),
+    ("decoded → batch started", "decoded_at", "started_at"),
+    ("engine (batch)", "started_at", "inferred_at"),
+    ("engine end → result made", "inferred_at", "finished_at"),
+    ("result made → client has it", "finished_at", "answered"),
+]
+
+
+def hop_times(sent, timings, answered):
+    """Each hop's milliseconds for one job (hops whose ends are missing are left out)."""
+    points = dict(timings, sent=sent, answered=answered)
+    return {name: points[b] - points[a] for name, a, b in HOPS if a in points and b in points}
+
+
 def run(args, workers):
     threads = max(1, (os.cpu_count() or 2) // workers)
     proc, base, _, _ = start_up(args, workers, threads)
@@ -171,21 +191,24 @@ def run(args, workers):
         bodies = request_bodies()
 
         def one(i):
+            sent = time.time() * 1000
             t0 = time.perf_counter()
             status, answer = http("POST", base + "/predict", bodies[i % len(bodies)])
             assert status == 202, answer
             job = answer["job_id"]
             status, record = http("GET", f"{base}/job/{job}?wait=60")
             t1 = time.perf_counter()
+            answered = time.time() * 1000
             r = record[job]
             assert r["status"] == "succeeded", r
-            return (t1 - t0) * 1000, r["timings"].get("inference_ms", 0)
+            return (t1 - t0) * 1000, r["timings"].get("inference_ms", 0), hop_times(sent, r["timings"], answered)
 
         for i in range(4):
             one(i)  # warm-up
         lat = [one(i) for i in range(args.latency_jobs)]
-        e2e = [a for a, _ in lat]
-        eng = [b for _, b in lat]
+        e2e = [a for a, _, _ in lat]
+        eng = [b for _, b, _ in lat]
+        hops = {name: [h[name] for _, _, h in lat if name in h] for name, _, _ in HOPS}
 
         rate, _, _, ok = saturate(base, bodies, args.jobs, args.clients)
         return {
@@ -193,6 +216,10 @@ def run(args, workers):
             "e2e_p50_ms": percentile(e2e, 50), "e2e_p99_ms": percentile(e2e, 99),
             "engine_p50_ms": percentile(eng, 50), "engine_p99_ms": percentile(eng, 99),
             "jobs_per_s": rate, "succeeded": ok, "jobs": args.jobs,
+            "overhead_p50_ms": percentile([a - b for a, b, _ in lat], 50),
+            "overhead_p99_ms": percentile([a - b for a, b, _ in lat], 99),
+            "hops_p50_ms": {name: percentile(values, 50) for name, values in hops.items() if values},
+            "hops_p99_ms": {name: percentile(values, 99) for name, values in hops.items() if values},
         }
     finally:
         stop(proc)
@@ -242,6 +269,14 @@ def main():
     for r in results:
         print(f"| {r['workers']} × {r['threads_per_worker']} | {r['e2e_p50_ms']:.0f} ms | {r['e2e_p99_ms']:.0f} ms | "
               f"{r['engine_p50_ms']:.0f} ms | {r['engine_p99_ms']:.0f} ms | {r['jobs_per_s']:.1f} ({r['succeeded']}/{r['jobs']}) |")
+    print("\nOne job at a time, per hop (ms, from the result's timings; 1 ms resolution):")
+    print("| hop | " + " | ".join(f"{r['workers']} × {r['threads_per_worker']} p50 / p99" for r in results) + " |")
+    print("| --- |" + " --- |" * len(results))
+    for name, _, _ in HOPS:
+        cells = [f"{r['hops_p50_ms'].get(name, float('nan')):.1f} / {r['hops_p99_ms'].get(name, float('nan')):.1f}" for r in results]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    cells = [f"{r['overhead_p50_ms']:.1f} / {r['overhead_p99_ms']:.1f}" for r in results]
+    print("| whole job minus the worker's inference_ms | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -439,6 +439,9 @@ public final class IngressService: Service {
         if let v = r.timings.startedAt { timings["started_at"] = v }
         if let v = r.timings.finishedAt { timings["finished_at"] = v }
         if let v = r.timings.inferenceMs { timings["inference_ms"] = v }
+        if let v = r.timings.receivedAt { timings["received_at"] = v }
+        if let v = r.timings.decodedAt { timings["decoded_at"] = v }
+        if let v = r.timings.inferredAt { timings["inferred_at"] = v }
         var shape: [String: Any] = [
             "prediction": r.prediction,
             "status": r.status.rawValue,

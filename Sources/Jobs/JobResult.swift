@@ -13,19 +13,35 @@ public struct ClassScore: Codable, Sendable, Equatable {
 }
 
 /// Timestamps (milliseconds since 1970) and the engine's own time.
+///
+/// In the order a job passes them: `queued_at` (the front end accepted it and
+/// publishes it), `received_at` (a worker received it), `decoded_at` (its
+/// JPEG was decoded and resized), `started_at` (its batch started on the
+/// engine), `inferred_at` (the batch ended), `finished_at` (its result was
+/// made, just before it is published). The hop times (`received_at`,
+/// `decoded_at`, `inferred_at`) are in the result as the worker publishes it
+/// (its result topic, a long poll's answer); the store keeps the other four.
 public struct JobTimings: Codable, Sendable, Equatable {
     public var queuedAt: Int64?
     public var startedAt: Int64?
     public var finishedAt: Int64?
     public var inferenceMs: Double?
-    public init(queuedAt: Int64? = nil, startedAt: Int64? = nil, finishedAt: Int64? = nil, inferenceMs: Double? = nil) {
+    public var receivedAt: Int64?
+    public var decodedAt: Int64?
+    public var inferredAt: Int64?
+    public init(queuedAt: Int64? = nil, startedAt: Int64? = nil, finishedAt: Int64? = nil, inferenceMs: Double? = nil,
+                receivedAt: Int64? = nil, decodedAt: Int64? = nil, inferredAt: Int64? = nil) {
         self.queuedAt = queuedAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.inferenceMs = inferenceMs
+        self.receivedAt = receivedAt
+        self.decodedAt = decodedAt
+        self.inferredAt = inferredAt
     }
     enum CodingKeys: String, CodingKey {
-        case queuedAt = "queued_at", startedAt = "started_at", finishedAt = "finished_at", inferenceMs = "inference_ms"
+        case queuedAt = "queued_at", startedAt = "started_at", finishedAt = "finished_at", inferenceMs = "inference_ms",
+             receivedAt = "received_at", decodedAt = "decoded_at", inferredAt = "inferred_at"
     }
 }
 

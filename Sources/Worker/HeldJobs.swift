@@ -17,6 +17,8 @@ final class HeldJobs: @unchecked Sendable {
         var correlation: [UInt8]?
         /// When the message arrived, and its v5 Message Expiry Interval then (seconds left).
         var arrivedAt: ContinuousClock.Instant = .now
+        /// The same moment on the wall clock (milliseconds since 1970), for the result's timings.
+        var receivedAt: Int64 = Clock.nowMillis()
         var expirySeconds: Int?
         /// The request's trace context (from its `traceparent` user property).
         var trace: ServiceContext = .topLevel

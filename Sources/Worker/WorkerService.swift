@@ -414,7 +414,10 @@ public final class WorkerService: Service {
         var result = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .failed,
                                timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt ?? outcome.startedAt,
                                                    finishedAt: Clock.nowMillis(),
-                                                   inferenceMs: (outcome.milliseconds * 100).rounded() / 100),
+                                                   inferenceMs: (outcome.milliseconds * 100).rounded() / 100,
+                                                   receivedAt: job.receivedAt,
+                                                   decodedAt: Int64(outcome.decoded.upperBound / 1_000_000),
+                                                   inferredAt: outcome.inferred.map { Int64($0.upperBound / 1_000_000) }),
                                worker: workerID, batchSize: outcome.batchSize)
         switch outcome.predictions {
         case .success(let predictions):

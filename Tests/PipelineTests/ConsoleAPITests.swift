@@ -18,6 +18,11 @@ final class ConsoleAPITests: OwnPipelineTestCase {
         let done = try await pipeline.submit(image)
         let finished = try await pipeline.waitForTerminal(done)
         XCTAssertEqual(finished.status, "succeeded", pipeline.diagnostics())
+        // The long poll was woken by the result itself, which carries every hop's time, in order.
+        let hops = ["queued_at", "received_at", "decoded_at", "started_at", "inferred_at", "finished_at"]
+        let times = hops.compactMap { finished.timings[$0] }
+        XCTAssertEqual(times.count, hops.count, "\(finished.timings)")
+        XCTAssertEqual(times, times.sorted(), "hops out of order: \(finished.timings)")
 
         // With the worker paused, the next job stays queued.
         let worker = try XCTUnwrap(pipeline.workers["worker-console"]?.pid)

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Jobs
 
 /// An error shown to HTTP clients as `{"error": "..."}` with its status code.
 public struct APIError: HTTPResponseError, Sendable {
@@ -19,15 +20,15 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 }
 
-/// JSON bodies built from plain dictionaries (sorted keys, stable output).
+/// JSON bodies from Codable values (sorted keys, stable output: `JSONCoding`).
 enum JSONBody {
-    static func encode(_ object: Any) -> Data {
-        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    static func encode(_ value: some Encodable) -> Data {
+        (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
     }
 
-    static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"],
-                 body: .init(byteBuffer: ByteBuffer(data: encode(object))))
+                 body: .init(byteBuffer: ByteBuffer(data: encode(value))))
     }
 }
 

@@ -399,11 +399,14 @@ public final class IngressService: Service {
         return JSONBody.response(["job_id": request.jobID], status: .accepted)
     }
 
+    /// `GET /job/{id}`: `{"<id>": <the job's result JSON>}`, the book's shape
+    /// (`prediction` is the top-1 label, or "" until the job succeeds) with
+    /// the result's own fields, as on its result topic and in `GET /jobs`.
     private func job(_ id: String, wait: Double) async throws -> Response {
         guard JobID.isValid(id) else { throw APIError(.notFound, "no job \(id)") }
         guard wait > 0 else {
             guard let record = try await lookup(id) else { throw APIError(.notFound, "no job \(id)") }
-            return JSONBody.response([id: Self.bookShape(record)])
+            return JSONBody.response([id: record])
         }
         // Listen first, then ask the store: a result published in between is not missed.
         let token = watcher.register(id)
@@ -421,7 +424,7 @@ public final class IngressService: Service {
             record = try await lookup(id)
         }
         guard let record else { throw APIError(.notFound, "no job \(id)") }
-        return JSONBody.response([id: Self.bookShape(record)])
+        return JSONBody.response([id: record])
     }
 
     private func lookup(_ id: String) async throws -> JobResult? {
@@ -430,28 +433,5 @@ public final class IngressService: Service {
         } catch {
             throw storeUnavailable(error, about: "job \(id)")
         }
-    }
-
-    /// `{"prediction": top-1 label or "", "status": ..., ...}`: the book's shape plus our fields.
-    static func bookShape(_ r: JobResult) -> [String: Any] {
-        var timings: [String: Any] = [:]
-        if let v = r.timings.queuedAt { timings["queued_at"] = v }
-        if let v = r.timings.startedAt { timings["started_at"] = v }
-        if let v = r.timings.finishedAt { timings["finished_at"] = v }
-        if let v = r.timings.inferenceMs { timings["inference_ms"] = v }
-        if let v = r.timings.receivedAt { timings["received_at"] = v }
-        if let v = r.timings.decodedAt { timings["decoded_at"] = v }
-        if let v = r.timings.inferredAt { timings["inferred_at"] = v }
-        var shape: [String: Any] = [
-            "prediction": r.prediction,
-            "status": r.status.rawValue,
-            "model": r.model,
-            "top": r.top.map { ["index": $0.index, "label": $0.label, "score": Double($0.score)] },
-            "timings": timings,
-        ]
-        if let v = r.version { shape["version"] = v }
-        if let w = r.worker { shape["worker"] = w }
-        if let e = r.error { shape["error"] = e }
-        return shape
     }
 }

@@ -25,14 +25,12 @@ struct WorkerCommand: AsyncParsableCommand {
         let configuration = try options.configuration(broker: try broker.configuration(role: "worker"), model: model, images: images)
         let worker = try WorkerService(configuration: configuration, logger: logger)
         logger.info("\(BLASKernel.describe(running: BLASInfo.kernel))")
-        // The exporter first: a graceful stop ends it last, after the spans of the jobs in hand.
-        var services: [any Service] = try tracing.exporter(service: "conveyor-worker").map { [$0] } ?? []
-        services.append(worker)
+        var services: [any Service] = [worker]
         if let probe = try probes.server(defaultPort: 0, readiness: worker.readiness,
                                          logger: logger) {
             services.append(probe)
         }
-        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        try await tracing.run(services, as: "conveyor-worker", logger: logger)
     }
 }
 
@@ -53,14 +51,13 @@ struct StoreCommand: AsyncParsableCommand {
         let logger = try log.logger("conveyor.store")
         let store = try ResultStoreService(configuration: options.configuration(broker: try broker.configuration(role: "store")),
                                            logger: logger)
-        var services: [any Service] = try tracing.exporter(service: "conveyor-store").map { [$0] } ?? []
-        services.append(store)
+        var services: [any Service] = [store]
         if let probe = try probes.server(defaultPort: Self.defaultMetricsPort,
                                          readiness: store.readiness,
                                          logger: logger) {
             services.append(probe)
         }
-        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        try await tracing.run(services, as: "conveyor-store", logger: logger)
     }
 }
 
@@ -85,8 +82,6 @@ struct IngressCommand: AsyncParsableCommand {
         let configuration = try options.configuration(broker: try broker.configuration(role: "ingress"), modelName: name,
                                                       images: images)
         let ingress = IngressService(configuration: configuration, model: nil, logger: logger)
-        var services: [any Service] = try tracing.exporter(service: "conveyor-ingress").map { [$0] } ?? []
-        services.append(ingress)
-        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        try await tracing.run([ingress], as: "conveyor-ingress", logger: logger)
     }
 }

@@ -65,8 +65,7 @@ struct UpCommand: AsyncParsableCommand {
             storeOptions.databasePath = (dir as NSString).appendingPathComponent("jobs.sqlite")
         }
         let storeService = try ResultStoreService(configuration: storeOptions, logger: try log.logger("conveyor.store"))
-        var services: [any Service] = try tracing.exporter(service: "conveyor").map { [$0] } ?? []
-        services.append(storeService)
+        var services: [any Service] = [storeService]
         var description: ModelDescription?
         var defaultModel: String?
         for i in 0..<(try workerCount()) {
@@ -88,6 +87,6 @@ struct UpCommand: AsyncParsableCommand {
                                                       modelName: description?.name ?? defaultModel ?? "inception_v3", images: images)
         services.append(IngressService(configuration: ingressConfig, model: description, logger: try log.logger("conveyor.ingress")))
         logger.info("conveyor up: broker \(MQTTConfiguration.redacting(brokerURL!)), HTTP on \(ingressConfig.host):\(ingressConfig.port), jobs in \(storeOptions.databasePath); Ctrl-C stops everything")
-        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        try await tracing.run(services, as: "conveyor", logger: logger)
     }
 }

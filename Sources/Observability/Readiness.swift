@@ -28,25 +28,41 @@ public struct Readiness: Sendable {
         self.checks = checks
     }
 
+    /// The outcome of every check: the `/health/ready` body.
+    public struct Report: Codable, Sendable, Equatable {
+        /// `ready` or `not ready`.
+        public var status: String
+        /// Each check's name, and `ok` or why it fails.
+        public var checks: [String: String]
+
+        /// Whether every check passed.
+        public var ready: Bool { status == "ready" }
+
+        public init(status: String, checks: [String: String]) {
+            self.status = status
+            self.checks = checks
+        }
+    }
+
     /// Runs every check (one after another; each is cheap).
-    public func evaluate() async -> (ready: Bool, failures: [String: String], body: [String: Any]) {
+    public func evaluate() async -> Report {
         var results: [String: String] = [:]
-        var failures: [String: String] = [:]
+        var ready = true
         for check in checks {
             if let failure = await check.test() {
-                failures[check.name] = failure
                 results[check.name] = failure
+                ready = false
             } else {
                 results[check.name] = "ok"
             }
         }
-        return (failures.isEmpty, failures, ["status": failures.isEmpty ? "ready" : "not ready", "checks": results])
+        return Report(status: ready ? "ready" : "not ready", checks: results)
     }
 
     /// The `/health/ready` answer.
     public func response() async -> Response {
-        let (ready, _, body) = await evaluate()
-        return Self.json(body, status: ready ? .ok : .serviceUnavailable)
+        let report = await evaluate()
+        return Self.json(report, status: report.ready ? .ok : .serviceUnavailable)
     }
 
     /// The `/health/live` answer: the process runs and answers HTTP.
@@ -54,8 +70,10 @@ public struct Readiness: Sendable {
         json(["status": "live"], status: .ok)
     }
 
-    static func json(_ object: [String: Any], status: HTTPResponse.Status) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    static func json(_ value: some Encodable, status: HTTPResponse.Status) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }

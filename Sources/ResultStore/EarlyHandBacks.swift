@@ -5,8 +5,13 @@ import Synchronization
 /// commit of it): applied when the request is recorded, instead of leaving
 /// the job to wait for its lease. Keeps the most recent `limit`.
 final class EarlyHandBacks: Sendable {
+    /// One early hand-back: why the worker gave the job back, if it said.
+    struct HandBack: Equatable {
+        var reason: String?
+    }
+
     private struct State {
-        var reasons: [String: String?] = [:]
+        var handBacks: [String: HandBack] = [:]
         var order: [String] = []
     }
 
@@ -20,17 +25,17 @@ final class EarlyHandBacks: Sendable {
     /// Notes a hand-back of `jobID` that found no ledger entry.
     func remember(_ jobID: String, reason: String?) {
         state.withLock { state in
-            if state.reasons.updateValue(reason, forKey: jobID) == nil { state.order.append(jobID) }
-            if state.order.count > limit { state.reasons[state.order.removeFirst()] = nil }
+            if state.handBacks.updateValue(HandBack(reason: reason), forKey: jobID) == nil { state.order.append(jobID) }
+            if state.order.count > limit { state.handBacks[state.order.removeFirst()] = nil }
         }
     }
 
-    /// The early hand-back of `jobID` (`.some(its reason)`), if there was one; forgets it.
-    func take(_ jobID: String) -> String?? {
+    /// The early hand-back of `jobID`, if there was one; forgets it.
+    func take(_ jobID: String) -> HandBack? {
         state.withLock { state in
-            guard let reason = state.reasons.removeValue(forKey: jobID) else { return nil }
+            guard let handBack = state.handBacks.removeValue(forKey: jobID) else { return nil }
             state.order.removeAll { $0 == jobID }
-            return .some(reason)
+            return handBack
         }
     }
 }

@@ -318,7 +318,7 @@ public struct ResultStoreService: Service {
         do {
             let new = try await ledger.record(LedgerEntry(request, message: message))
             if let early = earlyHandBacks.take(request.jobID) {
-                try await database.handedBack(request.jobID, reason: early)
+                try await database.handedBack(request.jobID, reason: early.reason)
             }
             if new, Topics.deviceRequest(fromTopic: message.topic) != nil { StoreMetrics.deviceJobSubmitted(model: request.model) }
             return (request.jobID, nil)

@@ -76,10 +76,18 @@ final class ObservabilityTests: XCTestCase {
 
     func testReadyWhenEveryCheckPasses() async throws {
         let ready = Readiness([.init("broker") { nil }])
-        let (isReady, failures, body) = await ready.evaluate()
-        XCTAssertTrue(isReady)
-        XCTAssertEqual(failures, [:])
-        XCTAssertEqual(body["status"] as? String, "ready")
+        let report = await ready.evaluate()
+        XCTAssertTrue(report.ready)
+        XCTAssertEqual(report, Readiness.Report(status: "ready", checks: ["broker": "ok"]))
+    }
+
+    func testNotReadyNamesEachFailingCheck() async throws {
+        let ready = Readiness([.init("broker") { nil }, .init("database") { "cannot write" }])
+        let report = await ready.evaluate()
+        XCTAssertFalse(report.ready)
+        XCTAssertEqual(report, Readiness.Report(status: "not ready", checks: ["broker": "ok", "database": "cannot write"]))
+        let response = await ready.response()
+        XCTAssertEqual(response.status, .serviceUnavailable)
     }
 
     func testLatencyHistogramsHaveInferenceSizedBuckets() {

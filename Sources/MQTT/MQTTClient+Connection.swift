@@ -33,7 +33,7 @@ extension MQTTClient {
             state.subscriptions.values.map { ($0.matchFilter, $0.continuation) }
         }
         var delivered = false
-        for (filter, continuation) in targets where Mosquitto.topic(message.topic, matches: filter) {
+        for (filter, continuation) in targets where TopicFilter.matches(message.topic, filter: filter) {
             continuation.yield(message)
             delivered = true
         }
@@ -41,7 +41,7 @@ extension MQTTClient {
         // A resumed persistent session: the broker sends what it queued right after the
         // CONNACK, before this process has subscribed again. Keep it for that subscription.
         let (late, dropped) = state.withLock { state -> ([AsyncStream<MQTTMessage>.Continuation], Bool) in
-            let matching = state.subscriptions.values.filter { Self.topic(message.topic, matchesFilter: $0.matchFilter) }
+            let matching = state.subscriptions.values.filter { TopicFilter.matches(message.topic, filter: $0.matchFilter) }
             guard matching.isEmpty else { return (matching.map(\.continuation), false) }
             state.early.append(message)
             guard state.early.count > Self.earlyMessageLimit else { return ([], false) }
@@ -60,20 +60,6 @@ extension MQTTClient {
     /// Whether messages that match no subscription are kept for a later `subscribe`: only
     /// for a persistent session (clean start off, session expiry set).
     private var keepsEarlyMessages: Bool { !configuration.cleanStart && sessionExpiry != nil }
-
-    /// MQTT topic matching (`+`, `#`, and `$` topics not matched by a leading wildcard), in
-    /// Swift so that it can run under the state lock.
-    static func topic(_ topic: String, matchesFilter filter: String) -> Bool {
-        let t = topic.split(separator: "/", omittingEmptySubsequences: false)
-        let f = filter.split(separator: "/", omittingEmptySubsequences: false)
-        if t.first?.hasPrefix("$") == true, let first = f.first, first == "+" || first == "#" { return false }
-        for (i, level) in f.enumerated() {
-            if level == "#" { return true }
-            guard i < t.count else { return false }
-            if level != "+" && level != t[i] { return false }
-        }
-        return f.count == t.count
-    }
 
     func ackArrived(mid: Int32, _ ack: Ack) {
         let target: AckTarget? = state.withLock { state in

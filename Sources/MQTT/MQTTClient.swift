@@ -238,7 +238,7 @@ public final class MQTTClient: Sendable {
         try await waitUntilConnected(deadline, "reconnect before subscribing to '\(filter)'")
 
         let (stream, continuation) = AsyncStream.makeStream(of: MQTTMessage.self, bufferingPolicy: .unbounded)
-        let entry = SubscriptionEntry(filter: filter, matchFilter: Self.matchFilter(for: filter), qos: qos, continuation: continuation)
+        let entry = SubscriptionEntry(filter: filter, matchFilter: TopicFilter.local(filter), qos: qos, continuation: continuation)
         let subscriptionID = state.withLock { state in state.makeID() }
         continuation.onTermination = { [weak self] termination in
             // The consumer's task was cancelled or the sequence dropped: unsubscribe.
@@ -257,7 +257,7 @@ public final class MQTTClient: Sendable {
                 if !state.early.isEmpty {
                     var kept: [MQTTMessage] = []
                     for message in state.early {
-                        if Self.topic(message.topic, matchesFilter: entry.matchFilter) {
+                        if TopicFilter.matches(message.topic, filter: entry.matchFilter) {
                             entry.continuation.yield(message)
                         } else {
                             kept.append(message)
@@ -324,14 +324,6 @@ public final class MQTTClient: Sendable {
     func dropSubscription(_ id: UInt64) {
         let entry = state.withLock { $0.subscriptions.removeValue(forKey: id) }
         entry?.continuation.finish()
-    }
-
-    /// The filter used for matching topics locally: without a `$share/<group>/` prefix.
-    static func matchFilter(for filter: String) -> String {
-        guard filter.hasPrefix("$share/") else { return filter }
-        let rest = filter.dropFirst("$share/".count)
-        guard let slash = rest.firstIndex(of: "/") else { return filter }
-        return String(rest[rest.index(after: slash)...])
     }
 
     // MARK: - Shutting down

@@ -1,6 +1,6 @@
 /// The messages matching one subscription's filter, as an `AsyncSequence`.
 ///
-/// Topics are matched with `mosquitto_topic_matches_sub`; a `$share/group/` prefix is stripped
+/// Topics are matched in Swift (`TopicFilter`); a `$share/group/` prefix is stripped
 /// for matching. The sequence ends after ``cancel()``, ``MQTTClient/disconnect()`` or a
 /// connection refusal. Messages are buffered without limit until they are consumed.
 ///

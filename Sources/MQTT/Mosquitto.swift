@@ -270,12 +270,6 @@ final class Mosquitto: @unchecked Sendable {
 
     // MARK: Pure helpers
 
-    /// Whether `topic` matches the subscription filter `filter` (`mosquitto_topic_matches_sub`).
-    static func topic(_ topic: String, matches filter: String) -> Bool {
-        var result = false
-        return mosquitto_topic_matches_sub(filter, topic, &result) == success && result
-    }
-
     /// `mosquitto_strerror`.
     static func errorString(_ rc: Int32) -> String {
         String(cString: mosquitto_strerror(rc))

@@ -167,10 +167,7 @@ public final class MQTTClient: Sendable {
     // MARK: - Publishing
 
     /// Publishes a message. With QoS 0 it returns once libmosquitto has queued it; with QoS 1
-    /// and 2 once the broker has acknowledged it, unless `waitForAcknowledgement` is false:
-    /// then once libmosquitto has it (it still delivers it, and sends it again after a
-    /// reconnect), for messages whose sender must not wait a round trip and does not need to
-    /// know of a refusal. Properties are sent only with MQTT 5.
+    /// and 2 once the broker has acknowledged it. Properties are sent only with MQTT 5.
     ///
     /// If the connection is down, waits for the reconnect first. The whole call is bounded by
     /// ``MQTTConfiguration/operationTimeout``.
@@ -184,8 +181,7 @@ public final class MQTTClient: Sendable {
         payload: [UInt8],
         qos: Int = 1,
         retain: Bool = false,
-        properties: MQTTProperties = MQTTProperties(),
-        waitForAcknowledgement: Bool = true
+        properties: MQTTProperties = MQTTProperties()
     ) async throws {
         guard (0...2).contains(qos) else {
             throw MQTTError.library(code: Int(Mosquitto.invalid), message: "QoS must be 0, 1 or 2, not \(qos)")
@@ -204,9 +200,8 @@ public final class MQTTClient: Sendable {
             guard rc == Mosquitto.success else {
                 throw MQTTError.library(code: Int(rc), message: "publishing to '\(topic)': \(Mosquitto.errorString(rc))")
             }
-            if qos == 0 || !waitForAcknowledgement {
-                // The "written" callback for QoS 0 (the acknowledgement for QoS 1 and 2) may
-                // already have come, or may come later.
+            if qos == 0 {
+                // The "written" callback for QoS 0 may already have come, or may come later.
                 _ = state.withLock { $0.claim(mid: mid, for: .ignore) }
                 return
             }

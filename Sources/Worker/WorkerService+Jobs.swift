@@ -196,10 +196,9 @@ extension WorkerService {
         held.started(request.jobID, at: startedAt)
         let running = JobResult(jobID: request.jobID, model: request.model, version: Int(servable.version), status: .running,
                                 timings: JobTimings(queuedAt: request.submittedAt, startedAt: startedAt), worker: workerID)
-        // Not waiting for the PUBACK: the whole batch waits for this. A running event that is
-        // lost anyway is covered by the next heartbeat, which lists the job as running.
-        try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 1,
-                                  waitForAcknowledgement: false)
+        // Acknowledged before the batch runs: if the engine then crashes the process, the store
+        // has counted this attempt, so a job that kills every worker ends after its attempts.
+        try? await client.publish(Topics.event(job: request.jobID), payload: [UInt8](running.jsonPayload()), qos: 1)
         if let fault = configuration.faultInjection, fault.applies(to: request.jobID) {
             switch fault.mode {
             case .crash:

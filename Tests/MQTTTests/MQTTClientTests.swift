@@ -81,30 +81,6 @@ final class MQTTClientTests: XCTestCase {
         await publisher.disconnect()
     }
 
-    /// QoS 1 without waiting for the PUBACK: every message still arrives, once each, and
-    /// acknowledgements that come later (or first) are dropped without harm.
-    func testQoS1PublishWithoutWaitingForTheAcknowledgement() async throws {
-        let broker = try startedBroker()
-        defer { broker.stop() }
-        let subscriber = makeClient(broker, "nowait-sub")
-        let publisher = makeClient(broker, "nowait-pub")
-        try await subscriber.connect()
-        try await publisher.connect()
-        let inbox = Inbox(try await subscriber.subscribe("conveyor/nowait/#", qos: 1))
-        for index in 0..<200 {
-            try await publisher.publish("conveyor/nowait/\(index)", payload: Array("\(index)".utf8), qos: 1,
-                                        waitForAcknowledgement: false)
-        }
-        let messages = try await inbox.wait(for: 200)
-        XCTAssertEqual(messages.count, 200)
-        XCTAssertEqual(Set(messages.map { String(decoding: $0.payload, as: UTF8.self) }), Set((0..<200).map(String.init)))
-        XCTAssert(messages.allSatisfy { $0.qos == 1 })
-        // The client still works as before: a publish that waits gets its own acknowledgement.
-        try await publisher.publish("conveyor/nowait/last", payload: [1], qos: 1)
-        await publisher.disconnect()
-        await subscriber.disconnect()
-    }
-
     func testThreeMegabytePayload() async throws {
         let broker = try startedBroker()
         defer { broker.stop() }

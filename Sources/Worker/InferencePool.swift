@@ -14,10 +14,8 @@ import Tracing
 ///    alone;
 /// 2. an inference thread takes up to `maxBatchSize` prepared requests for the
 ///    same loaded version — a batch never mixes models or versions — waiting
-///    at most `batchTimeout` for more while fewer are ready and more are being
-///    decoded (never when nothing else is on its way: a lone job runs at
-///    once), and runs them as one engine batch. Each request gets its own
-///    predictions.
+///    at most `batchTimeout` for more while fewer are ready, and runs them as
+///    one engine batch. Each request gets its own predictions.
 ///
 /// Before a batch runs, each of its callers is told (its `starting` closure
 /// runs, and the batch waits for all of them): that is when the request's
@@ -291,10 +289,7 @@ public final class InferencePool: @unchecked Sendable {
                     collecting.insert(key)
                     let deadline = Date(timeIntervalSinceNow: Double(batchTimeout.components.seconds)
                                         + Double(batchTimeout.components.attoseconds) / 1e18)
-                    // Only while more requests are on their way (queued for a decode thread or being
-                    // decoded): with none, waiting cannot fill the batch and only delays a lone job.
-                    while readyCount(key) < maxBatchSize, !stopping, !incoming.isEmpty || decoding > 0,
-                          condition.wait(until: deadline) {}
+                    while readyCount(key) < maxBatchSize, !stopping, condition.wait(until: deadline) {}
                     collecting.remove(key)
                 }
                 var batch: [Prepared] = []
